@@ -1,0 +1,67 @@
+package smartratelimit
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Limit is a quota the limiter enforces: at most Limit units of Dimension
+// in any window of Window length.
+type Limit struct {
+	// Name identifies the limit within its key ("burst", "1s"); limits with
+	// the same Name and Dimension are the same limit.
+	Name string `json:"name"`
+	// Dimension is what the limit counts; empty means DimRequests.
+	Dimension Dimension `json:"dimension"`
+	// Limit is the number of units allowed per window; it must be positive.
+	Limit float64 `json:"limit"`
+	// Window is the window length; it must be positive.
+	Window time.Duration `json:"window"`
+}
+
+// PerSecond returns a limit of n requests per second.
+func PerSecond(n float64) Limit { return Every(n, time.Second) }
+
+// PerMinute returns a limit of n requests per minute.
+func PerMinute(n float64) Limit { return Every(n, time.Minute) }
+
+// PerHour returns a limit of n requests per hour.
+func PerHour(n float64) Limit { return Every(n, time.Hour) }
+
+// Every returns a limit of n requests per window, named after the window
+// (for example "1s", "1m0s").
+func Every(n float64, window time.Duration) Limit {
+	return Limit{Name: window.String(), Dimension: DimRequests, Limit: n, Window: window}
+}
+
+// MaxWindow is the longest window a limit may have (one year). Longer
+// windows from servers are clamped to it.
+const MaxWindow = 366 * 24 * time.Hour
+
+// Validate reports whether l can be enforced; the error wraps ErrInvalidLimit.
+func (l Limit) Validate() error {
+	switch {
+	case math.IsNaN(l.Limit) || math.IsInf(l.Limit, 0) || l.Limit <= 0:
+		return fmt.Errorf("%w: limit %v must be a positive number", ErrInvalidLimit, l.Limit)
+	case l.Window <= 0 || l.Window > MaxWindow:
+		return fmt.Errorf("%w: window %v must be positive and at most %v", ErrInvalidLimit, l.Window, MaxWindow)
+	case len(l.Name) > 200 || len(l.Dimension) > 100:
+		return fmt.Errorf("%w: name or dimension too long", ErrInvalidLimit)
+	}
+	return nil
+}
+
+// Same reports whether l and o name the same limit (Name and Dimension).
+func (l Limit) Same(o Limit) bool {
+	return l.Name == o.Name && l.Dimension.OrRequests() == o.Dimension.OrRequests()
+}
+
+// String formats l as "100 requests/1m0s (name)".
+func (l Limit) String() string {
+	s := fmt.Sprintf("%g %s/%v", l.Limit, l.Dimension.OrRequests(), l.Window)
+	if l.Name != "" && l.Name != l.Window.String() {
+		s += " (" + l.Name + ")"
+	}
+	return s
+}
