@@ -1,0 +1,179 @@
+package smartratelimit
+
+import (
+	"math"
+	"time"
+)
+
+// Window is the state of one limit's fixed-window bucket on a backend's own
+// time line (nanoseconds from any origin). It holds only the latest window
+// that has grants and the units granted in it: reservations are handed out
+// in time order, so every earlier window is either over or full. The zero
+// Window starts its first window at instant 0; backends start a new limit
+// with Window{Start: now}.
+//
+// The arithmetic is pure and allocation-free; a backend guards it with its
+// own lock (memory) or runs the same steps in one SQL statement (postgres).
+type Window struct {
+	// Start is the start of the latest window holding grants.
+	Start int64
+	// Used is the number of units granted in that window.
+	Used float64
+}
+
+// eps absorbs float rounding when comparing unit counts.
+const eps = 1e-9
+
+// fits reports whether cost more units fit in a window holding used of limit.
+// A zero cost fits while anything is left.
+func fits(used, cost, limit float64) bool {
+	if cost <= 0 {
+		return used < limit-eps
+	}
+	return used+cost <= limit+eps
+}
+
+// Earliest returns the earliest instant at or after tmin (and now) at which
+// cost units fit under limit units per window ns, without changing w, or -1
+// when cost exceeds a whole window. In the current window a request goes at
+// once; in a future window slot j lands at start + j*window/limit, so
+// waiters are paced rather than released together.
+func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) int64 {
+	if cost > limit+eps || window <= 0 || !(limit > 0) {
+		return -1
+	}
+	if tmin < now {
+		tmin = now
+	}
+	start, used := w.Start, w.Used
+	if tmin >= start+window {
+		start += (tmin - start) / window * window
+		used = 0
+	}
+	for !fits(used, cost, limit) {
+		start += window
+		used = 0
+	}
+	if start <= now {
+		return tmin
+	}
+	slot := start + int64(used/limit*float64(window))
+	if slot < tmin {
+		slot = tmin
+	}
+	return slot
+}
+
+// Take counts cost units at instant at, which must not be earlier than the
+// instant of any earlier Take (Earliest's answer, or later).
+func (w *Window) Take(limit float64, window, at int64, cost float64) {
+	w.advance(window, at)
+	w.Used += cost
+	w.carry(limit, window)
+}
+
+// advance moves w to the window holding instant t when w's window is over.
+func (w *Window) advance(window, t int64) {
+	if t >= w.Start+window {
+		w.Start += (t - w.Start) / window * window
+		w.Used = 0
+	}
+}
+
+// carry moves units beyond limit into the following windows, which then
+// count as full: a server's report or a lowered limit may leave more units
+// granted than a window holds.
+func (w *Window) carry(limit float64, window int64) {
+	if !(limit > 0) || w.Used <= limit+eps {
+		return
+	}
+	k := math.Ceil((w.Used - limit) / limit)
+	if k > 1<<20 {
+		k = 1 << 20
+	}
+	w.Start += int64(k) * window
+	w.Used -= k * limit
+}
+
+// Block makes the window restart at until (a server's 429 or Retry-After),
+// so traffic resumes paced from the block's end rather than all at once.
+func (w *Window) Block(window, until int64) {
+	if w.Start < until {
+		w.Start = until
+		w.Used = 0
+	}
+}
+
+// Tolerance is how far a server's reset may differ from the local window
+// end and still be the same window: one second (most servers send whole
+// seconds, and the Date header they are measured against has one-second
+// precision) plus a twentieth of the window.
+func Tolerance(window int64) int64 {
+	return int64(time.Second) + window/20
+}
+
+// Reconcile applies a server's report on one limit at instant now.
+// grantedSince is the number of units granted after the reported request
+// was sent (they may not be in the server's count yet). The rules:
+//
+//   - a report about a window before the latest local one is stale: ignored;
+//   - a report about the same window can only lower what is left
+//     (Used = max(Used, limit - remaining + grantedSince)), and aligns the
+//     current window's end with the server's;
+//   - a report about a later window starts that window with the server's count.
+func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, grantedSince float64) {
+	if !(limit > 0) || window <= 0 {
+		return
+	}
+	w.advance(window, now)
+	used := math.NaN()
+	if u.HasRemaining {
+		used = math.Max(0, limit-u.Remaining) + grantedSince
+	}
+	if u.HasReset {
+		end := now + int64(u.ResetIn)
+		latestEnd := w.Start + window
+		tol := Tolerance(window)
+		switch {
+		case end > latestEnd+tol:
+			w.Start = end - window
+			w.Used = 0
+			if !math.IsNaN(used) {
+				w.Used = used
+			}
+		case end <= w.Start:
+			return
+		default:
+			if !math.IsNaN(used) && used > w.Used {
+				w.Used = used
+			}
+			if w.Start <= now && (end < latestEnd-tol || end > latestEnd+tol) {
+				w.Start = end - window
+			}
+		}
+	} else if w.Start <= now && !math.IsNaN(used) && used > w.Used {
+		w.Used = used
+	}
+	w.carry(limit, window)
+}
+
+// State reports, at instant now, the units left in the current window,
+// the units reserved in future windows and when the current window ends.
+func (w Window) State(limit float64, window, now int64) (remaining, reserved float64, resetAt int64) {
+	if window <= 0 {
+		return 0, 0, now
+	}
+	if now >= w.Start+window {
+		start := w.Start + (now-w.Start)/window*window
+		return limit, 0, start + window
+	}
+	if w.Start <= now {
+		return math.Max(0, limit-w.Used), 0, w.Start + window
+	}
+	// The latest window is in the future: every window up to it is full.
+	k := (w.Start-now)/window + 1 // windows from the current one to the latest
+	if (w.Start-now)%window == 0 {
+		k--
+	}
+	return 0, w.Used + float64(k-1)*limit, w.Start - (k-1)*window
+}
