@@ -21,6 +21,16 @@ type Window struct {
 	Used float64
 }
 
+// StartWindow returns the window of a limit first learned from a server's
+// report at instant now: it ends when the server says it resets (or starts
+// now when the server gave no reset). Apply the report with Reconcile next.
+func StartWindow(window, now int64, u *QuotaUpdate) Window {
+	if u.HasReset && window > 0 {
+		return Window{Start: now + int64(u.ResetIn) - window}
+	}
+	return Window{Start: now}
+}
+
 // eps absorbs float rounding when comparing unit counts.
 const eps = 1e-9
 
@@ -97,7 +107,7 @@ func (w *Window) carry(limit float64, window int64) {
 
 // Block makes the window restart at until (a server's 429 or Retry-After),
 // so traffic resumes paced from the block's end rather than all at once.
-func (w *Window) Block(window, until int64) {
+func (w *Window) Block(until int64) {
 	if w.Start < until {
 		w.Start = until
 		w.Used = 0
@@ -136,25 +146,35 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		tol := Tolerance(window)
 		switch {
 		case end > latestEnd+tol:
+			// The server is already in a window after the latest local one.
 			w.Start = end - window
 			w.Used = 0
 			if !math.IsNaN(used) {
 				w.Used = used
 			}
-		case end <= w.Start:
+		case end >= latestEnd-tol:
+			// The same window.
+			w.lower(used)
+		case w.Start > now || end <= w.Start+tol:
+			// About a window before the latest local one: stale.
 			return
 		default:
-			if !math.IsNaN(used) && used > w.Used {
-				w.Used = used
-			}
-			if w.Start <= now && (end < latestEnd-tol || end > latestEnd+tol) {
-				w.Start = end - window
-			}
+			// The server's current window ends inside the local current
+			// window: align with the server.
+			w.Start = end - window
+			w.lower(used)
 		}
-	} else if w.Start <= now && !math.IsNaN(used) && used > w.Used {
-		w.Used = used
+	} else if w.Start <= now {
+		w.lower(used)
 	}
 	w.carry(limit, window)
+}
+
+// lower raises Used to used (lowering what is left), never the reverse.
+func (w *Window) lower(used float64) {
+	if !math.IsNaN(used) && used > w.Used {
+		w.Used = used
+	}
 }
 
 // State reports, at instant now, the units left in the current window,

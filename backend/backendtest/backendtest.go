@@ -1,0 +1,418 @@
+// Package backendtest is the conformance suite every
+// [smartratelimit.Backend] passes. A backend's tests call [Run] with a
+// constructor; each subtest uses keys of its own, so one backend instance
+// may serve them all, but a fresh one per subtest is fine too.
+//
+// The suite runs on the real clock. It uses windows of an hour (so the
+// time the test takes cannot change a decision) except where a window has
+// to end during the test, where it uses windows of about a second.
+package backendtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// slack is how far a wait may be from its ideal value: the time the test
+// itself takes between calls.
+const slack = 2 * time.Second
+
+// Run runs the conformance suite. newBackend is called once per subtest;
+// the suite closes what it returns.
+func Run(t *testing.T, newBackend func(t *testing.T) srl.Backend) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t)
+			t.Cleanup(func() { _ = b.Close() })
+			tc.f(t, b, fmt.Sprintf("https://conformance-%s.example:443/%d", strings.ReplaceAll(tc.name, " ", "-"), rand.Uint64()))
+		})
+	}
+}
+
+var cases = []struct {
+	name string
+	f    func(t *testing.T, b srl.Backend, key string)
+}{
+	{"immediate up to the limit then refuse", testImmediate},
+	{"future slots are paced and distinct", testPaced},
+	{"a refused slot reserves nothing", testRefusedReservesNothing},
+	{"goroutine storm grants exactly the limit", testStorm},
+	{"every limit of a key applies", testSeveralLimits},
+	{"concurrent waiters never exceed a window", testConcurrentWindows},
+	{"headers lower remaining", testObserveLowers},
+	{"headers never raise remaining within a window", testObserveNeverRaises},
+	{"grants after the request was sent are subtracted", testGrantsSince},
+	{"a later window resets", testLaterWindowResets},
+	{"stale report of an earlier window is ignored", testStaleIgnored},
+	{"block stops every caller of the key", testBlock},
+	{"token cost against a token quota", testTokenCost},
+	{"override limits", testOverride},
+	{"keys clear and status", testKeysClearStatus},
+	{"hostile keys", testHostileKeys},
+	{"closed", testClosed},
+}
+
+var bg = context.Background()
+
+func acquire(t *testing.T, b srl.Backend, key string, maxWait time.Duration, defaults ...srl.Limit) srl.Reservation {
+	t.Helper()
+	r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: defaults, MaxWait: maxWait})
+	require.NoError(t, err)
+	return r
+}
+
+func near(t *testing.T, want, got time.Duration, msg string) {
+	t.Helper()
+	assert.InDelta(t, want.Seconds(), got.Seconds(), slack.Seconds(), "%s: want about %v, got %v", msg, want, got)
+}
+
+func testImmediate(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(5, time.Hour)
+	for i := range 5 {
+		r := acquire(t, b, key, 0, lim)
+		require.True(t, r.OK, "request %d", i)
+		assert.Zero(t, r.Wait, "request %d", i)
+		assert.Equal(t, uint64(i+1), r.Seq)
+	}
+	r := acquire(t, b, key, 0, lim)
+	assert.False(t, r.OK, "the sixth request must be refused")
+	near(t, time.Hour, r.Wait, "refused wait")
+	assert.True(t, r.Limit.Same(lim), "binding limit %v", r.Limit)
+	assert.False(t, r.Blocked)
+}
+
+func testPaced(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(10, time.Hour)
+	for range 10 {
+		require.Zero(t, acquire(t, b, key, srl.Forever, lim).Wait)
+	}
+	var waits []time.Duration
+	for range 10 {
+		r := acquire(t, b, key, srl.Forever, lim)
+		require.True(t, r.OK)
+		waits = append(waits, r.Wait)
+	}
+	for j, w := range waits {
+		near(t, time.Hour+time.Duration(j)*6*time.Minute, w, fmt.Sprintf("slot %d", j))
+	}
+	// The 21st request goes to the start of the window after.
+	near(t, 2*time.Hour, acquire(t, b, key, srl.Forever, lim).Wait, "first slot of the third window")
+}
+
+func testRefusedReservesNothing(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(2, time.Hour)
+	acquire(t, b, key, 0, lim)
+	acquire(t, b, key, 0, lim)
+	for range 5 {
+		r := acquire(t, b, key, time.Minute, lim)
+		require.False(t, r.OK)
+	}
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	assert.Zero(t, st.Limits[0].Remaining)
+	assert.Zero(t, st.Limits[0].Reserved, "refused requests must not reserve")
+	assert.Equal(t, uint64(2), st.Seq)
+	near(t, time.Hour, acquire(t, b, key, srl.Forever, lim).Wait, "first slot after refusals")
+}
+
+func testStorm(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(50, time.Hour)
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{lim}})
+				if assert.NoError(t, err) && r.OK {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int64(50), ok.Load())
+}
+
+func testSeveralLimits(t *testing.T, b srl.Backend, key string) {
+	perHour, perDay := srl.Every(3, time.Hour), srl.Every(4, 24*time.Hour)
+	for range 3 {
+		require.Zero(t, acquire(t, b, key, 0, perHour, perDay).Wait)
+	}
+	r := acquire(t, b, key, srl.Forever, perHour, perDay)
+	require.True(t, r.OK)
+	near(t, time.Hour, r.Wait, "per-hour limit binds")
+	assert.True(t, r.Limit.Same(perHour))
+	r = acquire(t, b, key, srl.Forever, perHour, perDay)
+	near(t, 24*time.Hour, r.Wait, "per-day limit binds")
+	assert.True(t, r.Limit.Same(perDay))
+}
+
+func testConcurrentWindows(t *testing.T, b srl.Backend, key string) {
+	const limit, workers, each = 20, 8, 25
+	lim := srl.Every(limit, time.Hour)
+	var mu sync.Mutex
+	var slots []time.Time
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				before := time.Now()
+				r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{lim}, MaxWait: srl.Forever})
+				if !assert.NoError(t, err) || !assert.True(t, r.OK) {
+					return
+				}
+				mu.Lock()
+				slots = append(slots, before.Add(r.Wait))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, slots, workers*each)
+	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
+	first := slots[0]
+	for i, s := range slots {
+		// The i-th slot lies in window i/limit or later: never more than
+		// limit slots in one window.
+		minStart := first.Add(time.Duration(i/limit) * time.Hour).Add(-slack)
+		assert.False(t, s.Before(minStart), "slot %d at %v is before window %d", i, s.Sub(first), i/limit)
+	}
+}
+
+func observe(t *testing.T, b srl.Backend, key string, u srl.Update) {
+	t.Helper()
+	require.NoError(t, b.Observe(bg, key, u))
+}
+
+func quota(l srl.Limit, remaining float64, resetIn time.Duration) srl.QuotaUpdate {
+	return srl.QuotaUpdate{Limit: l, Remaining: remaining, HasRemaining: true, ResetIn: resetIn, HasReset: resetIn >= 0}
+}
+
+func remaining(t *testing.T, b srl.Backend, key string) float64 {
+	t.Helper()
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	bl, ok := st.Binding()
+	require.True(t, ok, "status has no limits: %+v", st)
+	return bl.Remaining
+}
+
+func testObserveLowers(t *testing.T, b srl.Backend, key string) {
+	def := srl.Every(100, time.Hour)
+	r := acquire(t, b, key, 0, def)
+	server := srl.Limit{Name: "core", Dimension: srl.DimRequests, Limit: 10, Window: time.Hour}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 2, 30*time.Minute)}, SentSeq: r.Seq})
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1, "learned limits replace the defaults")
+	assert.Equal(t, srl.SourceHeaders, st.Limits[0].Source)
+	assert.Equal(t, 2.0, st.Limits[0].Remaining)
+	near(t, 30*time.Minute, time.Until(st.Limits[0].ResetAt), "reset follows the server")
+	require.Zero(t, acquire(t, b, key, 0, def).Wait)
+	require.Zero(t, acquire(t, b, key, 0, def).Wait)
+	r = acquire(t, b, key, 0, def)
+	require.False(t, r.OK)
+	near(t, 30*time.Minute, r.Wait, "wait until the server's reset")
+	assert.True(t, r.Limit.Same(server))
+}
+
+func testObserveNeverRaises(t *testing.T, b srl.Backend, key string) {
+	server := srl.Limit{Name: "q", Limit: 10, Window: time.Hour}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 5, 30*time.Minute)}})
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 8, 30*time.Minute)}})
+	assert.Equal(t, 5.0, remaining(t, b, key))
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 3, 30*time.Minute)}})
+	assert.Equal(t, 3.0, remaining(t, b, key))
+	// Remaining without a reset lowers too, and never raises.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 9, -1)}})
+	assert.Equal(t, 3.0, remaining(t, b, key))
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 1, -1)}})
+	assert.Equal(t, 1.0, remaining(t, b, key))
+}
+
+func testGrantsSince(t *testing.T, b srl.Backend, key string) {
+	server := srl.Limit{Name: "q", Limit: 10, Window: time.Hour}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, 30*time.Minute)}})
+	a := acquire(t, b, key, 0)
+	acquire(t, b, key, 0)
+	acquire(t, b, key, 0)
+	// The server counted only the first request: 9 left for it, but two
+	// more were granted since, so 7 are left.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 9, 30*time.Minute)}, SentSeq: a.Seq})
+	assert.Equal(t, 7.0, remaining(t, b, key))
+}
+
+func testLaterWindowResets(t *testing.T, b srl.Backend, key string) {
+	server := srl.Limit{Name: "q", Limit: 5, Window: time.Hour}
+	// Exhausted, and the window ends in a second.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, time.Second)}})
+	r := acquire(t, b, key, 0)
+	require.False(t, r.OK, "exhausted")
+	near(t, time.Second, r.Wait, "wait for the reset")
+	time.Sleep(1100 * time.Millisecond)
+	assert.Equal(t, 5.0, remaining(t, b, key), "a new window starts full")
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 4, time.Hour-100*time.Millisecond)}})
+	assert.Equal(t, 4.0, remaining(t, b, key), "and the server's count applies to it")
+
+	// A server whose window started after the local one (it ends 10
+	// minutes later than the local window): its fresh count applies.
+	key2 := key + "/later"
+	observe(t, b, key2, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, 50*time.Minute)}})
+	observe(t, b, key2, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 4, time.Hour)}})
+	assert.Equal(t, 4.0, remaining(t, b, key2))
+}
+
+func testStaleIgnored(t *testing.T, b srl.Backend, key string) {
+	server := srl.Limit{Name: "q", Limit: 10, Window: time.Hour}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, 30*time.Minute)}})
+	for range 10 {
+		acquire(t, b, key, srl.Forever)
+	}
+	// Now reserving into the next window (starting in 30 minutes).
+	r := acquire(t, b, key, srl.Forever)
+	near(t, 30*time.Minute, r.Wait, "first slot of the next window")
+	// A late response about the current window says 0 left: nothing changes.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, 30*time.Minute)}})
+	r = acquire(t, b, key, srl.Forever)
+	near(t, 36*time.Minute, r.Wait, "second slot of the next window")
+}
+
+func testBlock(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(1000, time.Hour)
+	acquire(t, b, key, 0, lim)
+	observe(t, b, key, srl.Update{BlockFor: time.Hour})
+	r := acquire(t, b, key, 0, lim)
+	require.False(t, r.OK)
+	assert.True(t, r.Blocked, "the block decides the wait")
+	near(t, time.Hour, r.Wait, "blocked wait")
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	near(t, time.Hour, time.Until(st.BlockedUntil), "blocked until")
+	// Waiters resume paced from the block's end, not all at once.
+	w1 := acquire(t, b, key, srl.Forever, lim).Wait
+	w2 := acquire(t, b, key, srl.Forever, lim).Wait
+	w3 := acquire(t, b, key, srl.Forever, lim).Wait
+	near(t, time.Hour, w1, "first after block")
+	assert.Greater(t, w2, w1)
+	assert.Greater(t, w3, w2)
+	near(t, 3600*time.Millisecond, w2-w1, "paced at window/limit")
+	// Other keys are not blocked.
+	assert.True(t, acquire(t, b, key+"/other", 0, lim).OK)
+}
+
+func testTokenCost(t *testing.T, b srl.Backend, key string) {
+	reqs := srl.Limit{Name: "requests", Dimension: srl.DimRequests, Limit: 100, Window: time.Minute}
+	toks := srl.Limit{Name: "tokens", Dimension: srl.DimTokens, Limit: 1000, Window: time.Minute}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(reqs, 100, 30*time.Second), quota(toks, 100, 30*time.Second)}})
+	cost := []srl.Cost{{Dimension: srl.DimTokens, Amount: 60}}
+	r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Costs: cost})
+	require.NoError(t, err)
+	require.True(t, r.OK)
+	r, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Costs: cost})
+	require.NoError(t, err)
+	assert.False(t, r.OK, "40 tokens left, 60 needed")
+	assert.True(t, r.Limit.Same(toks))
+	// A request without a token cost still goes while tokens remain.
+	r, err = b.Acquire(bg, srl.AcquireRequest{Key: key})
+	require.NoError(t, err)
+	assert.True(t, r.OK)
+	_, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Costs: []srl.Cost{{Dimension: srl.DimTokens, Amount: 2000}}, MaxWait: srl.Forever})
+	assert.ErrorIs(t, err, srl.ErrCostExceedsLimit)
+}
+
+func testOverride(t *testing.T, b srl.Backend, key string) {
+	def := srl.Every(100, time.Hour)
+	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{srl.Every(2, time.Hour)}))
+	assert.True(t, acquire(t, b, key, 0, def).OK)
+	assert.True(t, acquire(t, b, key, 0, def).OK)
+	assert.False(t, acquire(t, b, key, 0, def).OK)
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, srl.SourceOverride, st.Limits[0].Source)
+	require.NoError(t, b.SetLimits(bg, key, nil))
+	assert.True(t, acquire(t, b, key, 0, def).OK, "defaults again")
+	st, err = b.Status(bg, key)
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, srl.SourceDefaults, st.Limits[0].Source)
+	assert.ErrorIs(t, b.SetLimits(bg, key, []srl.Limit{{Limit: -1, Window: time.Second}}), srl.ErrInvalidLimit)
+	assert.ErrorIs(t, b.SetLimits(bg, key, []srl.Limit{{Limit: 1}}), srl.ErrInvalidLimit)
+}
+
+func testKeysClearStatus(t *testing.T, b srl.Backend, key string) {
+	def := srl.Every(10, time.Hour)
+	k1, k2 := key+"/a", key+"/b"
+	acquire(t, b, k1, 0, def)
+	acquire(t, b, k2, 0, def)
+	keys, err := b.Keys(bg)
+	require.NoError(t, err)
+	assert.Contains(t, keys, k1)
+	assert.Contains(t, keys, k2)
+	assert.True(t, slices.IsSorted(keys))
+	st, err := b.Status(bg, k1)
+	require.NoError(t, err)
+	assert.Equal(t, k1, st.Key)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, 9.0, st.Limits[0].Remaining)
+	assert.Equal(t, srl.SourceDefaults, st.Limits[0].Source)
+	assert.WithinDuration(t, time.Now(), st.LastUsed, slack)
+	require.NoError(t, b.Clear(bg, k1))
+	_, err = b.Status(bg, k1)
+	assert.ErrorIs(t, err, srl.ErrUnknownKey)
+	_, err = b.Status(bg, k2)
+	assert.NoError(t, err)
+	require.NoError(t, b.ClearAll(bg))
+	keys, err = b.Keys(bg)
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+}
+
+func testHostileKeys(t *testing.T, b srl.Backend, key string) {
+	def := srl.Every(1, time.Hour)
+	for _, k := range []string{
+		key + "/'; DROP TABLE buckets; --",
+		key + `/"quoted" \backslash`,
+		key + "/ünïcødé/日本語",
+		key + "/" + strings.Repeat("x", 10_000),
+		key + "/%00%27",
+	} {
+		r := acquire(t, b, k, 0, def)
+		assert.True(t, r.OK)
+		assert.False(t, acquire(t, b, k, 0, def).OK, "the key must have its own bucket")
+		st, err := b.Status(bg, k)
+		require.NoError(t, err)
+		assert.Equal(t, k, st.Key)
+	}
+	keys, err := b.Keys(bg)
+	require.NoError(t, err)
+	assert.Contains(t, keys, key+"/ünïcødé/日本語")
+}
+
+func testClosed(t *testing.T, b srl.Backend, key string) {
+	require.NoError(t, b.Close())
+	_, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{srl.PerSecond(1)}})
+	assert.True(t, errors.Is(err, srl.ErrClosed), "got %v", err)
+	assert.ErrorIs(t, b.Observe(bg, key, srl.Update{}), srl.ErrClosed)
+	_, err = b.Keys(bg)
+	assert.ErrorIs(t, err, srl.ErrClosed)
+	assert.NoError(t, b.Close(), "Close twice is fine")
+}

@@ -1,0 +1,522 @@
+// Package memory is the embedded, in-process [smartratelimit.Backend]: the
+// default for a limiter that does not share its buckets with other
+// processes.
+//
+// Keys are spread over 64 shards, each guarded by its own mutex, so
+// goroutines working on different hosts rarely contend. Acquiring a key that
+// already exists allocates nothing. Keys idle for longer than the idle TTL
+// (and neither blocked nor holding future reservations) are evicted by a
+// background janitor, so a crawler that touches millions of hosts keeps
+// bounded memory. Close stops the janitor.
+package memory
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/clock"
+)
+
+const shardCount = 64
+
+// maxLearned bounds the limits a key learns from headers, so a hostile
+// server cannot grow a key without bound.
+const maxLearned = 16
+
+// Backend is the in-memory backend. Create it with [New]; it is safe for
+// concurrent use.
+type Backend struct {
+	clock   clock.Clock
+	base    time.Time
+	idleTTL time.Duration
+	seed    maphash.Seed
+	log     *slog.Logger
+
+	shards [shardCount]shard
+
+	lastDefs atomic.Pointer[defaultSet]
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+var _ srl.Backend = (*Backend)(nil)
+
+type shard struct {
+	mu   sync.Mutex
+	keys map[string]*keyState
+	_    [40]byte // keep shards on separate cache lines
+}
+
+// keyState is one key's buckets. Keys limited only by the defaults carry no
+// extra allocation beyond the map entry, this struct and its windows.
+type keyState struct {
+	defs     *defaultSet  // the default limits last requested (interned)
+	def      []srl.Window // one per default limit, in defs' order
+	x        *learned     // limits learned from headers and overrides; usually nil
+	seq      uint64
+	lastSlot int64 // the latest slot handed out
+	blocked  int64 // blocked until (0: never blocked)
+	lastUsed int64
+}
+
+// defaultSet is an interned copy of a request's default limits, shared by
+// every key acquired with the same defaults.
+type defaultSet struct{ limits []srl.Limit }
+
+type learned struct {
+	headers  []limitState
+	override []limitState
+}
+
+type limitState struct {
+	srl.Limit
+	w srl.Window
+}
+
+// Option configures a Backend.
+type Option func(*Backend) error
+
+// WithClock sets the clock (default: the real clock). Tests use a fake one.
+func WithClock(c clock.Clock) Option {
+	return func(b *Backend) error {
+		if c == nil {
+			return fmt.Errorf("%w: nil clock", srl.ErrInvalidLimit)
+		}
+		b.clock = c
+		return nil
+	}
+}
+
+// WithIdleTTL sets how long a key may stay unused before it is evicted
+// (default 10 minutes). Zero disables eviction.
+func WithIdleTTL(d time.Duration) Option {
+	return func(b *Backend) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative idle TTL %v", srl.ErrInvalidLimit, d)
+		}
+		b.idleTTL = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger for evictions (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(b *Backend) error {
+		if l != nil {
+			b.log = l
+		}
+		return nil
+	}
+}
+
+// DefaultIdleTTL is the idle time after which a key is evicted.
+const DefaultIdleTTL = 10 * time.Minute
+
+// New returns an in-memory backend.
+func New(opts ...Option) (*Backend, error) {
+	b := &Backend{
+		clock:   clock.Real,
+		idleTTL: DefaultIdleTTL,
+		seed:    maphash.MakeSeed(),
+		log:     slog.New(slog.DiscardHandler),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	b.base = b.clock.Now()
+	for i := range b.shards {
+		b.shards[i].keys = make(map[string]*keyState)
+	}
+	if b.idleTTL > 0 {
+		go b.janitor()
+	} else {
+		close(b.done)
+	}
+	return b, nil
+}
+
+// now returns the backend's time line: nanoseconds since New on the
+// clock's monotonic reading.
+func (b *Backend) now() int64 { return int64(b.clock.Now().Sub(b.base)) + 1 }
+
+func (b *Backend) toTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return b.base.Add(time.Duration(ns - 1))
+}
+
+func (b *Backend) shard(key string) *shard {
+	return &b.shards[maphash.String(b.seed, key)%shardCount]
+}
+
+// active calls f on every limit the key enforces now: overrides and learned
+// limits when it has any, else the defaults.
+func (st *keyState) active(f func(l *srl.Limit, w *srl.Window, src srl.Source) bool) {
+	if st.x != nil && len(st.x.headers)+len(st.x.override) > 0 {
+		for i := range st.x.override {
+			if !f(&st.x.override[i].Limit, &st.x.override[i].w, srl.SourceOverride) {
+				return
+			}
+		}
+		for i := range st.x.headers {
+			if !f(&st.x.headers[i].Limit, &st.x.headers[i].w, srl.SourceHeaders) {
+				return
+			}
+		}
+		return
+	}
+	if st.defs == nil {
+		return
+	}
+	for i := range st.def {
+		if !f(&st.defs.limits[i], &st.def[i], srl.SourceDefaults) {
+			return
+		}
+	}
+}
+
+// syncDefaults points st at the interned copy of defaults, restarting the
+// default windows when the defaults changed.
+func (b *Backend) syncDefaults(st *keyState, defaults []srl.Limit, now int64) {
+	if st.defs != nil && slices.Equal(st.defs.limits, defaults) {
+		return
+	}
+	ds := b.lastDefs.Load()
+	if ds == nil || !slices.Equal(ds.limits, defaults) {
+		ds = &defaultSet{limits: slices.Clone(defaults)}
+		b.lastDefs.Store(ds)
+	}
+	st.defs = ds
+	st.def = make([]srl.Window, len(defaults))
+	for i := range st.def {
+		st.def[i].Start = now
+	}
+}
+
+// Acquire implements [srl.Backend].
+func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Reservation, error) {
+	if b.closed.Load() {
+		return srl.Reservation{}, srl.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return srl.Reservation{}, err
+	}
+	for i := range req.Defaults {
+		if err := req.Defaults[i].Validate(); err != nil {
+			return srl.Reservation{}, err
+		}
+	}
+	sh := b.shard(req.Key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := b.now()
+	st := sh.keys[req.Key]
+	if st == nil {
+		st = &keyState{}
+		sh.keys[req.Key] = st
+	}
+	b.syncDefaults(st, req.Defaults, now)
+	st.lastUsed = now
+
+	tmin := max(now, st.blocked, st.lastSlot)
+	at := tmin
+	var binding *srl.Limit
+	var costErr error
+	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		cost := srl.CostOf(l, req.Costs)
+		e := w.Earliest(l.Limit, int64(l.Window), now, tmin, cost)
+		if e < 0 {
+			costErr = fmt.Errorf("%w: %s costs %g, %s", srl.ErrCostExceedsLimit, req.Key, cost, l)
+			return false
+		}
+		if e > at {
+			at, binding = e, l
+		}
+		return true
+	})
+	if costErr != nil {
+		return srl.Reservation{}, costErr
+	}
+	res := srl.Reservation{Wait: time.Duration(at - now)}
+	if binding != nil {
+		res.Limit = *binding
+	} else if st.blocked > now && at == st.blocked {
+		res.Blocked = true
+	}
+	if res.Wait > req.MaxWait {
+		return res, nil
+	}
+	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		w.Take(l.Limit, int64(l.Window), at, srl.CostOf(l, req.Costs))
+		return true
+	})
+	st.seq++
+	st.lastSlot = at
+	res.OK = true
+	res.Seq = st.seq
+	return res, nil
+}
+
+// Observe implements [srl.Backend].
+func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
+	if b.closed.Load() {
+		return srl.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := b.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := b.now()
+	st := sh.keys[key]
+	if st == nil {
+		st = &keyState{}
+		sh.keys[key] = st
+	}
+	st.lastUsed = now
+	var since float64
+	if u.SentSeq > 0 && u.SentSeq <= st.seq {
+		since = float64(st.seq - u.SentSeq)
+	}
+	for i := range u.Quotas {
+		q := &u.Quotas[i]
+		if q.Limit.Validate() != nil {
+			continue
+		}
+		if st.x == nil {
+			st.x = &learned{}
+		}
+		ls := st.x.find(q.Limit)
+		if ls == nil {
+			if len(st.x.headers) >= maxLearned {
+				continue
+			}
+			st.x.headers = append(st.x.headers, limitState{Limit: q.Limit, w: srl.StartWindow(int64(q.Window), now, q)})
+			ls = &st.x.headers[len(st.x.headers)-1]
+		}
+		ls.Limit = q.Limit
+		g := 0.0
+		if ls.Dimension.OrRequests() == srl.DimRequests {
+			g = since
+		}
+		ls.w.Reconcile(ls.Limit.Limit, int64(ls.Window), now, q, g)
+	}
+	if u.BlockFor > 0 {
+		until := now + int64(u.BlockFor)
+		if until > st.blocked {
+			st.blocked = until
+		}
+		for i := range st.def {
+			st.def[i].Block(until)
+		}
+		if st.x != nil {
+			for i := range st.x.headers {
+				st.x.headers[i].w.Block(until)
+			}
+			for i := range st.x.override {
+				st.x.override[i].w.Block(until)
+			}
+		}
+	}
+	return nil
+}
+
+func (x *learned) find(l srl.Limit) *limitState {
+	for i := range x.headers {
+		if x.headers[i].Same(l) {
+			return &x.headers[i]
+		}
+	}
+	return nil
+}
+
+// Status implements [srl.Backend]. A key that has only seen responses
+// without limits, and no request, reports no limits.
+func (b *Backend) Status(ctx context.Context, key string) (srl.Status, error) {
+	if b.closed.Load() {
+		return srl.Status{}, srl.ErrClosed
+	}
+	sh := b.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.keys[key]
+	if st == nil {
+		return srl.Status{}, fmt.Errorf("%w: %q", srl.ErrUnknownKey, key)
+	}
+	now := b.now()
+	s := srl.Status{Key: key, Seq: st.seq, LastUsed: b.toTime(st.lastUsed)}
+	if st.blocked > now {
+		s.BlockedUntil = b.toTime(st.blocked)
+	}
+	st.active(func(l *srl.Limit, w *srl.Window, src srl.Source) bool {
+		rem, res, reset := w.State(l.Limit, int64(l.Window), now)
+		s.Limits = append(s.Limits, srl.LimitStatus{Limit: *l, Source: src, Remaining: rem, Reserved: res, ResetAt: b.toTime(reset)})
+		return true
+	})
+	return s, nil
+}
+
+// Keys implements [srl.Backend].
+func (b *Backend) Keys(ctx context.Context) ([]string, error) {
+	if b.closed.Load() {
+		return nil, srl.ErrClosed
+	}
+	var keys []string
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		for k := range sh.keys {
+			keys = append(keys, k)
+		}
+		sh.mu.Unlock()
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// SetLimits implements [srl.Backend].
+func (b *Backend) SetLimits(ctx context.Context, key string, limits []srl.Limit) error {
+	if b.closed.Load() {
+		return srl.ErrClosed
+	}
+	for i := range limits {
+		if err := limits[i].Validate(); err != nil {
+			return err
+		}
+	}
+	sh := b.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := b.now()
+	st := sh.keys[key]
+	if st == nil {
+		st = &keyState{lastUsed: now}
+		sh.keys[key] = st
+	}
+	if st.x == nil {
+		st.x = &learned{}
+	}
+	st.x.override = st.x.override[:0]
+	for _, l := range limits {
+		st.x.override = append(st.x.override, limitState{Limit: l, w: srl.Window{Start: now}})
+	}
+	if len(st.x.override) == 0 {
+		st.x.override = nil
+	}
+	return nil
+}
+
+// Clear implements [srl.Backend].
+func (b *Backend) Clear(ctx context.Context, key string) error {
+	if b.closed.Load() {
+		return srl.ErrClosed
+	}
+	sh := b.shard(key)
+	sh.mu.Lock()
+	delete(sh.keys, key)
+	sh.mu.Unlock()
+	return nil
+}
+
+// ClearAll implements [srl.Backend].
+func (b *Backend) ClearAll(ctx context.Context) error {
+	if b.closed.Load() {
+		return srl.ErrClosed
+	}
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		clear(sh.keys)
+		sh.mu.Unlock()
+	}
+	return nil
+}
+
+// Len returns the number of tracked keys.
+func (b *Backend) Len() int {
+	n := 0
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		n += len(sh.keys)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// EvictIdle removes the keys idle for longer than the idle TTL that are
+// neither blocked nor holding future reservations, and returns how many it
+// removed. The janitor calls it periodically; tests call it directly.
+func (b *Backend) EvictIdle() int {
+	if b.idleTTL <= 0 {
+		return 0
+	}
+	now := b.now()
+	cutoff := now - int64(b.idleTTL)
+	n := 0
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.Lock()
+		for k, st := range sh.keys {
+			if st.lastUsed < cutoff && st.blocked <= now && st.lastSlot <= now {
+				delete(sh.keys, k)
+				n++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if n > 0 {
+		b.log.Debug("smartratelimit: evicted idle keys", "count", n)
+	}
+	return n
+}
+
+func (b *Backend) janitor() {
+	defer close(b.done)
+	every := b.idleTTL / 2
+	if every < time.Second {
+		every = time.Second
+	}
+	for {
+		t := b.clock.NewTimer(every)
+		select {
+		case <-b.stop:
+			t.Stop()
+			return
+		case <-t.C():
+			b.EvictIdle()
+		}
+	}
+}
+
+// Close stops the janitor and makes later calls fail with ErrClosed.
+func (b *Backend) Close() error {
+	b.closeOnce.Do(func() {
+		b.closed.Store(true)
+		close(b.stop)
+		<-b.done
+		for i := range b.shards {
+			sh := &b.shards[i]
+			sh.mu.Lock()
+			clear(sh.keys)
+			sh.mu.Unlock()
+		}
+	})
+	return nil
+}
