@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/smartratelimit/smartratelimit"
+)
+
+// unavailableError reports that the database could not be reached or
+// answered with an error. Its message names the server's address and the
+// cause, never the DSN's user or password, a statement or a key.
+type unavailableError struct {
+	addr string
+	err  error
+}
+
+func (e *unavailableError) Error() string {
+	return smartratelimit.ErrBackendUnavailable.Error() + ": postgres at " + e.addr + ": " + describe(e.err)
+}
+
+// Unwrap lets errors.Is match ErrBackendUnavailable and the cause (a
+// *pgconn.PgError, a net error, a context error...).
+func (e *unavailableError) Unwrap() []error {
+	return []error{smartratelimit.ErrBackendUnavailable, e.err}
+}
+
+// stripConnect removes pgconn.ConnectError, whose Config holds the
+// password, keeping what it wraps.
+func stripConnect(err error) error {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		if inner := ce.Unwrap(); inner != nil {
+			return inner
+		}
+		return errors.New("connection failed")
+	}
+	return err
+}
+
+// describe formats err for messages and logs: server errors by message
+// and SQLSTATE only (their detail may quote a key), authentication errors
+// without the user name.
+func describe(err error) string {
+	err = stripConnect(err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if strings.HasPrefix(pgErr.Code, "28") {
+			return "authentication failed (SQLSTATE " + pgErr.Code + ")"
+		}
+		return pgErr.Message + " (SQLSTATE " + pgErr.Code + ")"
+	}
+	return err.Error()
+}
+
+// sqlState returns the SQLSTATE of a server error, or "".
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// retryableConflict reports a serialization failure or a deadlock: the
+// statement can simply run again.
+func retryableConflict(err error) bool {
+	c := sqlState(err)
+	return c == "40001" || c == "40P01"
+}
+
+// connectionLost reports an error that ends the connection (network
+// failure, server shutdown, pg_terminate_backend): another connection may
+// succeed.
+func connectionLost(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	c := sqlState(err)
+	switch {
+	case c == "":
+		return true // not a server error: I/O, connect or pool failure
+	case strings.HasPrefix(c, "08"), c == "57P01", c == "57P02", c == "57P03":
+		return true
+	}
+	return false
+}
+
+// inputError reports a server error about the values of a call (data
+// exception), which another attempt or a fallback would not change.
+func inputError(err error) bool {
+	return strings.HasPrefix(sqlState(err), "22")
+}

@@ -1,0 +1,549 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/smartratelimit/smartratelimit"
+)
+
+var _ smartratelimit.Backend = (*Backend)(nil)
+
+// defaultFallback builds the fallback used when neither WithFallback nor
+// WithFailClosed is given. Until it is wired to the in-memory backend it
+// returns nil, and a Backend without a fallback fails closed.
+var defaultFallback func() smartratelimit.Backend
+
+// Backend is a smartratelimit.Backend storing every key's buckets in one
+// PostgreSQL table shared by all processes. It is safe for concurrent use.
+// Create it with New or NewFromPool and Close it when done.
+type Backend struct {
+	db       *pgxpool.Pool
+	ownPool  bool
+	addr     string // host:port, for errors and logs
+	o        options
+	n        *names
+	relaxed  bool  // synchronous_commit = off per transaction
+	lockMS   int32 // lock_timeout per transaction, ms
+	fallback smartratelimit.Backend
+
+	closed   atomic.Bool
+	degraded atomic.Bool
+	ctx      context.Context // ends with Close; scopes background work
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the background goroutine ends
+}
+
+// New connects to the database at dsn (a URL or key=value string, see
+// pgxpool.ParseConfig) with a pool of its own, creates or migrates the
+// schema, and returns the Backend. Close closes the pool.
+//
+// The pool's connections carry application_name "smartratelimit" (unless
+// the DSN sets one), statement_timeout, lock_timeout,
+// idle_in_transaction_session_timeout and, by default,
+// synchronous_commit = off.
+//
+// When the server cannot be reached, New fails with an error wrapping
+// smartratelimit.ErrBackendUnavailable that names host:port (never the
+// DSN's credentials) if the backend fails closed; when it fails open, New
+// succeeds in degraded mode and keeps trying in the background.
+func New(ctx context.Context, dsn string, opts ...Option) (*Backend, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, invalid("cannot parse the DSN") // its text may hold a password
+	}
+	cc := pc.ConnConfig
+	pc.MaxConns = int32(o.poolSize)
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = 5 * time.Second
+	}
+	rp := cc.RuntimeParams
+	if rp["application_name"] == "" {
+		rp["application_name"] = ApplicationName
+	}
+	rp["statement_timeout"] = millis(o.statementTimeout)
+	rp["lock_timeout"] = millis(o.lockTimeout)
+	rp["idle_in_transaction_session_timeout"] = "10000"
+	if !o.syncCommit {
+		rp["synchronous_commit"] = "off"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, &unavailableError{addr: address(&cc.Config), err: stripConnect(err)}
+	}
+	b, err := start(ctx, pool, true, address(&cc.Config), o)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// NewFromPool returns a Backend using the caller's pool, which Close leaves
+// open. The schema is created or migrated as by New. WithPoolSize and
+// WithStatementTimeout do not apply (the pool's settings do); lock_timeout
+// and synchronous_commit are set per transaction, which also works behind
+// PgBouncer in transaction mode.
+func NewFromPool(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Backend, error) {
+	if pool == nil {
+		return nil, invalid("nil pool")
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, pool, false, address(&pool.Config().ConnConfig.Config), o)
+}
+
+func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o options) (*Backend, error) {
+	b := &Backend{
+		db:       pool,
+		ownPool:  own,
+		addr:     addr,
+		o:        o,
+		n:        newNames(o.schema, o.table),
+		relaxed:  !o.syncCommit,
+		lockMS:   int32(min(ceilMillis(o.lockTimeout), math.MaxInt32)),
+		fallback: o.fallback,
+		done:     make(chan struct{}),
+	}
+	if b.fallback == nil && !o.failClosed && defaultFallback != nil {
+		b.fallback = defaultFallback()
+	}
+	if err := b.n.migrate(ctx, pool); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("postgres: %w", ctx.Err())
+		}
+		uerr := &unavailableError{addr: addr, err: stripConnect(err)}
+		if b.fallback == nil {
+			return nil, uerr
+		}
+		b.enterDegraded(err)
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	go b.loop()
+	return b, nil
+}
+
+// address returns host:port of the first server of c.
+func address(c *pgconn.Config) string {
+	return net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+}
+
+func ceilMillis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+func millis(d time.Duration) string { return strconv.FormatInt(ceilMillis(d), 10) }
+
+// decisionError carries an answer that is not a database failure (a cost
+// larger than a limit, an unknown key): it is returned as is, never retried
+// and never served by the fallback.
+type decisionError struct{ error }
+
+func (e decisionError) Unwrap() error { return e.error }
+
+// call runs db against the database, retrying conflicts and lost
+// connections; when the database fails and a fallback exists, the backend
+// enters degraded mode and fb serves the call.
+func call[T any](b *Backend, ctx context.Context, db func(context.Context) (T, error), fb func(smartratelimit.Backend) (T, error)) (T, error) {
+	var zero T
+	if b.closed.Load() {
+		return zero, smartratelimit.ErrClosed
+	}
+	if b.fallback != nil && b.degraded.Load() {
+		return fb(b.fallback)
+	}
+	v, err := retry(b, ctx, db)
+	if err == nil {
+		return v, nil
+	}
+	var d decisionError
+	switch {
+	case errors.As(err, &d):
+		return zero, d.error
+	case ctx.Err() != nil:
+		return zero, fmt.Errorf("postgres: %w", ctx.Err())
+	case b.closed.Load():
+		return zero, smartratelimit.ErrClosed
+	case b.fallback == nil || inputError(err):
+		return zero, &unavailableError{addr: b.addr, err: stripConnect(err)}
+	}
+	b.enterDegraded(err)
+	return fb(b.fallback)
+}
+
+func retry[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := f(ctx)
+		if err == nil || ctx.Err() != nil || errors.As(err, new(decisionError)) {
+			return v, err
+		}
+		switch {
+		case retryableConflict(err) && attempt < 4:
+			t := time.NewTimer(time.Duration(1+rand.IntN(5<<attempt)) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return v, err
+			case <-t.C:
+			}
+		case connectionLost(err) && attempt < 2 && !b.closed.Load():
+			// A lost connection (server restart, pg_terminate_backend)
+			// usually means the idle ones are gone too.
+			if attempt == 0 && b.ownPool {
+				b.db.Reset()
+			}
+		default:
+			return v, err
+		}
+	}
+}
+
+// enterDegraded switches to the fallback and logs it once.
+func (b *Backend) enterDegraded(err error) {
+	if b.degraded.CompareAndSwap(false, true) {
+		b.o.logger.Warn("smartratelimit/postgres: database unreachable, serving from the local fallback",
+			"addr", b.addr, "error", describe(err))
+	}
+}
+
+// Degraded reports whether the fallback is serving calls because the
+// database could not be reached.
+func (b *Backend) Degraded() bool { return b.degraded.Load() }
+
+// Close stops the background maintenance, closes the pool when New
+// created it, and closes the fallback. Later calls fail with
+// smartratelimit.ErrClosed; closing again does nothing.
+func (b *Backend) Close() error {
+	if !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	b.cancel()
+	<-b.done
+	if b.ownPool {
+		b.db.Close()
+	}
+	if b.fallback != nil {
+		return b.fallback.Close()
+	}
+	return nil
+}
+
+// loop probes the database every second while degraded and runs the
+// maintenance at its interval otherwise, until Close.
+func (b *Backend) loop() {
+	defer close(b.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	every := min(max(b.o.idleTTL/2, time.Second), time.Minute)
+	next := time.Now().Add(every)
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case now := <-tick.C:
+			if b.degraded.Load() {
+				b.probe()
+			} else if !now.Before(next) {
+				next = now.Add(every)
+				if _, err := b.sweep(b.ctx); err != nil && b.ctx.Err() == nil {
+					b.o.logger.Debug("smartratelimit/postgres: maintenance failed", "error", describe(err))
+				}
+			}
+		}
+	}
+}
+
+// probe leaves degraded mode when the database answers (and the schema is
+// in place, creating it if the database was never reached).
+func (b *Backend) probe() {
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+	defer cancel()
+	if err := b.n.migrate(ctx, b.db); err != nil {
+		return
+	}
+	if b.degraded.CompareAndSwap(true, false) {
+		b.o.logger.Info("smartratelimit/postgres: database reachable again", "addr", b.addr)
+	}
+}
+
+// sweepBatch bounds the rows one maintenance statement deletes.
+const sweepBatch = 1000
+
+// sweep deletes idle rows if this process wins the maintenance election;
+// it returns the number deleted (-1 when another process holds the lock).
+func (b *Backend) sweep(ctx context.Context) (int64, error) {
+	var total int64
+	for range 100 {
+		var n int64
+		err := b.db.QueryRow(ctx, b.n.sweep, sweepClass, b.n.sweepKey, int64(b.o.idleTTL), sweepBatch).Scan(&n)
+		if err != nil || n < 0 {
+			if total == 0 {
+				return n, err
+			}
+			return total, err
+		}
+		total += n
+		if n < sweepBatch {
+			break
+		}
+	}
+	return total, nil
+}
+
+// Acquire implements smartratelimit.Backend in one database round trip:
+// one call of a PL/pgSQL function that locks the key's row, runs
+// smartratelimit.Window's Earliest and Take on the database clock and
+// writes the row back.
+func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest) (smartratelimit.Reservation, error) {
+	var zero smartratelimit.Reservation
+	if err := validLimits(req.Defaults, false); err != nil {
+		return zero, err
+	}
+	a := acquireArgs{
+		names: make([]string, len(req.Defaults)),
+		dims:  make([]string, len(req.Defaults)),
+		lims:  make([]float64, len(req.Defaults)),
+		wins:  make([]int64, len(req.Defaults)),
+		cdims: make([]string, len(req.Costs)),
+		camts: make([]float64, len(req.Costs)),
+	}
+	for i, l := range req.Defaults {
+		a.names[i], a.dims[i], a.lims[i], a.wins[i] = l.Name, string(l.Dimension.OrRequests()), l.Limit, int64(l.Window)
+	}
+	for i, c := range req.Costs {
+		if math.IsNaN(c.Amount) || math.IsInf(c.Amount, 0) || c.Amount < 0 {
+			return zero, fmt.Errorf("%w: cost %v of %s must be a non-negative number",
+				smartratelimit.ErrInvalidLimit, c.Amount, c.Dimension.OrRequests())
+		}
+		a.cdims[i], a.camts[i] = string(c.Dimension.OrRequests()), c.Amount
+	}
+	maxWait := max(req.MaxWait, 0)
+	key := []byte(req.Key)
+	return call(b, ctx, func(ctx context.Context) (smartratelimit.Reservation, error) {
+		var (
+			ok, blocked    bool
+			code           int32
+			wait, seq, win int64
+			name, dim      string
+			lim            float64
+		)
+		err := b.db.QueryRow(ctx, b.n.acquire, key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
+			int64(maxWait), b.relaxed, b.lockMS).
+			Scan(&ok, &code, &wait, &seq, &blocked, &name, &dim, &lim, &win)
+		if err != nil {
+			return zero, err
+		}
+		var l smartratelimit.Limit
+		if lim > 0 {
+			l = smartratelimit.Limit{Name: name, Dimension: smartratelimit.Dimension(dim), Limit: lim, Window: time.Duration(win)}
+		}
+		if code == 1 {
+			return zero, decisionError{fmt.Errorf("%w: %s", smartratelimit.ErrCostExceedsLimit, l)}
+		}
+		return smartratelimit.Reservation{OK: ok, Wait: time.Duration(wait), Seq: uint64(seq), Limit: l, Blocked: blocked}, nil
+	}, func(fb smartratelimit.Backend) (smartratelimit.Reservation, error) {
+		return fb.Acquire(ctx, req)
+	})
+}
+
+type acquireArgs struct {
+	names, dims, cdims []string
+	lims, camts        []float64
+	wins               []int64
+}
+
+// validLimits checks every limit; unique also rejects two limits of the
+// same name and dimension.
+func validLimits(ls []smartratelimit.Limit, unique bool) error {
+	for i, l := range ls {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		if unique {
+			for _, o := range ls[:i] {
+				if o.Same(l) {
+					return fmt.Errorf("%w: two limits named %q of %s", smartratelimit.ErrInvalidLimit, l.Name, l.Dimension.OrRequests())
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// maxBlock bounds a block, keeping the arithmetic far from overflow.
+const maxBlock = smartratelimit.MaxWindow
+
+// Observe implements smartratelimit.Backend with one function call that
+// merges the quotas into the learned limits (Window.Reconcile) and applies
+// a block (Window.Block), on the database clock.
+func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Update) error {
+	n := len(u.Quotas)
+	var (
+		names, dims   = make([]string, n), make([]string, n)
+		lims, rems    = make([]float64, n), make([]float64, n)
+		wins, resets  = make([]int64, n), make([]int64, n)
+		hasRem, hasRs = make([]bool, n), make([]bool, n)
+	)
+	for i, q := range u.Quotas {
+		if err := q.Limit.Validate(); err != nil {
+			return err
+		}
+		names[i], dims[i], lims[i], wins[i] = q.Name, string(q.Dimension.OrRequests()), q.Limit.Limit, int64(q.Window)
+		if q.HasRemaining && !math.IsNaN(q.Remaining) && !math.IsInf(q.Remaining, 0) {
+			rems[i], hasRem[i] = q.Remaining, true
+		}
+		if q.HasReset {
+			resets[i], hasRs[i] = int64(min(max(q.ResetIn, -maxBlock), maxBlock)), true
+		}
+	}
+	block := int64(min(max(u.BlockFor, 0), maxBlock))
+	sent := int64(min(u.SentSeq, math.MaxInt64))
+	bkey := []byte(key)
+	_, err := call(b, ctx, func(ctx context.Context) (struct{}, error) {
+		_, err := b.db.Exec(ctx, b.n.observe, bkey, names, dims, lims, wins, rems, hasRem, resets, hasRs,
+			block, sent, b.relaxed, b.lockMS)
+		return struct{}{}, err
+	}, func(fb smartratelimit.Backend) (struct{}, error) {
+		return struct{}{}, fb.Observe(ctx, key, u)
+	})
+	return err
+}
+
+// Status implements smartratelimit.Backend. Times are on the database
+// clock; BlockedUntil is zero unless the key is blocked now.
+func (b *Backend) Status(ctx context.Context, key string) (smartratelimit.Status, error) {
+	bkey := []byte(key)
+	return call(b, ctx, func(ctx context.Context) (smartratelimit.Status, error) {
+		var (
+			src                         []int16
+			names, dims                 []string
+			lims, used                  []float64
+			wins, starts                []int64
+			seq, blocked, lastUsed, now int64
+		)
+		err := b.db.QueryRow(ctx, b.n.status, bkey).
+			Scan(&src, &names, &dims, &lims, &wins, &starts, &used, &seq, &blocked, &lastUsed, &now)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return smartratelimit.Status{}, decisionError{fmt.Errorf("%w: %q", smartratelimit.ErrUnknownKey, key)}
+		}
+		if err != nil {
+			return smartratelimit.Status{}, err
+		}
+		st := smartratelimit.Status{Key: key, Seq: uint64(seq), LastUsed: time.Unix(0, lastUsed)}
+		if blocked > now {
+			st.BlockedUntil = time.Unix(0, blocked)
+		}
+		st.Limits = make([]smartratelimit.LimitStatus, len(names))
+		for i := range names {
+			l := smartratelimit.Limit{Name: names[i], Dimension: smartratelimit.Dimension(dims[i]), Limit: lims[i], Window: time.Duration(wins[i])}
+			w := smartratelimit.Window{Start: starts[i], Used: used[i]}
+			rem, res, reset := w.State(l.Limit, wins[i], now)
+			st.Limits[i] = smartratelimit.LimitStatus{Limit: l, Source: source(src[i]), Remaining: rem, Reserved: res, ResetAt: time.Unix(0, reset)}
+		}
+		return st, nil
+	}, func(fb smartratelimit.Backend) (smartratelimit.Status, error) {
+		st, err := fb.Status(ctx, key)
+		st.Degraded = err == nil
+		return st, err
+	})
+}
+
+func source(s int16) smartratelimit.Source {
+	switch s {
+	case 1:
+		return smartratelimit.SourceHeaders
+	case 2:
+		return smartratelimit.SourceOverride
+	}
+	return smartratelimit.SourceDefaults
+}
+
+// Keys implements smartratelimit.Backend: keys in byte-wise order.
+func (b *Backend) Keys(ctx context.Context) ([]string, error) {
+	return call(b, ctx, func(ctx context.Context) ([]string, error) {
+		rows, err := b.db.Query(ctx, b.n.keys)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		keys := []string{}
+		for rows.Next() {
+			var k []byte
+			if err := rows.Scan(&k); err != nil {
+				return nil, err
+			}
+			keys = append(keys, string(k))
+		}
+		return keys, rows.Err()
+	}, func(fb smartratelimit.Backend) ([]string, error) {
+		return fb.Keys(ctx)
+	})
+}
+
+// SetLimits implements smartratelimit.Backend. The override is applied to
+// the fallback too.
+func (b *Backend) SetLimits(ctx context.Context, key string, limits []smartratelimit.Limit) error {
+	if err := validLimits(limits, true); err != nil {
+		return err
+	}
+	n := len(limits)
+	names, dims, lims, wins := make([]string, n), make([]string, n), make([]float64, n), make([]int64, n)
+	for i, l := range limits {
+		names[i], dims[i], lims[i], wins[i] = l.Name, string(l.Dimension.OrRequests()), l.Limit, int64(l.Window)
+	}
+	bkey := []byte(key)
+	return b.mirror(ctx, func(ctx context.Context) error {
+		_, err := b.db.Exec(ctx, b.n.setLimits, bkey, names, dims, lims, wins, b.relaxed, b.lockMS)
+		return err
+	}, func(fb smartratelimit.Backend) error { return fb.SetLimits(ctx, key, limits) })
+}
+
+// Clear implements smartratelimit.Backend (and clears the key in the fallback).
+func (b *Backend) Clear(ctx context.Context, key string) error {
+	bkey := []byte(key)
+	return b.mirror(ctx, func(ctx context.Context) error {
+		_, err := b.db.Exec(ctx, b.n.clear, bkey)
+		return err
+	}, func(fb smartratelimit.Backend) error { return fb.Clear(ctx, key) })
+}
+
+// ClearAll implements smartratelimit.Backend (and clears the fallback).
+func (b *Backend) ClearAll(ctx context.Context) error {
+	return b.mirror(ctx, func(ctx context.Context) error {
+		_, err := b.db.Exec(ctx, b.n.clearAll)
+		return err
+	}, func(fb smartratelimit.Backend) error { return fb.ClearAll(ctx) })
+}
+
+// mirror runs a change against the database (or the fallback when
+// degraded) and, after a database success, against the fallback too.
+func (b *Backend) mirror(ctx context.Context, db func(context.Context) error, fb func(smartratelimit.Backend) error) error {
+	var viaDB bool
+	_, err := call(b, ctx, func(ctx context.Context) (struct{}, error) {
+		err := db(ctx)
+		viaDB = err == nil
+		return struct{}{}, err
+	}, func(f smartratelimit.Backend) (struct{}, error) {
+		return struct{}{}, fb(f)
+	})
+	if err == nil && viaDB && b.fallback != nil {
+		_ = fb(b.fallback) // best effort: the fallback only matters while degraded
+	}
+	return err
+}

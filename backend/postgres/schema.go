@@ -1,0 +1,592 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// schemaVersion is the version of the table and functions this code
+// creates. A new version appends a step to migrations.
+const schemaVersion = 1
+
+// versionTable records, per bucket table, the schema version applied.
+const versionTable = "smartratelimit_schema_version"
+
+// Advisory lock keys. migrateLock serializes migrations of every schema
+// (they are rare and short); sweepClass plus a hash of the table elects
+// one process for maintenance.
+const (
+	migrateLock int64 = 0x534d524c4d494752 // "SMRLMIGR"
+	sweepClass  int32 = 0x534d524c         // "SMRL"
+)
+
+// Function name suffixes appended to the table name.
+const (
+	suffixAcquire   = "_acquire"
+	suffixObserve   = "_observe"
+	suffixSetLimits = "_set_limits"
+	suffixSweep     = "_sweep"
+	longestSuffix   = len(suffixSetLimits)
+)
+
+// nowNS is the database clock in nanoseconds since the Unix epoch
+// (clock_timestamp has microsecond resolution; the arithmetic is exact).
+const nowNS = `((extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 1000)`
+
+// names holds the sanitized identifiers and statements of one table.
+type names struct {
+	schema, table string // raw option values
+	qSchema       string // sanitized schema
+	qTable        string // sanitized schema.table
+	qVersion      string // sanitized schema.version table
+	qAcquire      string
+	qObserve      string
+	qSetLimits    string
+	qSweep        string
+	sweepKey      int32 // advisory lock object id for maintenance
+
+	acquire, observe, setLimits, sweep string
+	status, keys, clear, clearAll      string
+	version                            string
+}
+
+func newNames(schema, table string) *names {
+	id := func(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
+	n := &names{
+		schema:     schema,
+		table:      table,
+		qSchema:    id(schema),
+		qTable:     id(schema, table),
+		qVersion:   id(schema, versionTable),
+		qAcquire:   id(schema, table+suffixAcquire),
+		qObserve:   id(schema, table+suffixObserve),
+		qSetLimits: id(schema, table+suffixSetLimits),
+		qSweep:     id(schema, table+suffixSweep),
+	}
+	h := fnv.New32a()
+	h.Write([]byte(schema))
+	h.Write([]byte{0})
+	h.Write([]byte(table))
+	n.sweepKey = int32(h.Sum32())
+
+	n.acquire = `SELECT ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win FROM ` + n.qAcquire +
+		`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
+	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
+	n.status = `SELECT src, name, dim, lim, win, wstart, wused, seq, blocked_until, last_used, ` + nowNS +
+		` FROM ` + n.qTable + ` WHERE id = sha256($1)`
+	n.keys = `SELECT key FROM ` + n.qTable + ` ORDER BY key`
+	n.clear = `DELETE FROM ` + n.qTable + ` WHERE id = sha256($1)`
+	n.clearAll = `DELETE FROM ` + n.qTable
+	n.version = `SELECT version FROM ` + n.qVersion + ` WHERE tbl = $1`
+	return n
+}
+
+// dollarQuote quotes body with a dollar tag that does not occur in it
+// (identifiers inside may hold any character).
+func dollarQuote(body string) string {
+	tag := "$srl$"
+	for i := 0; strings.Contains(body, tag); i++ {
+		tag = fmt.Sprintf("$srl%d$", i)
+	}
+	return tag + body + tag
+}
+
+// ddlV1 returns the statements of schema version 1.
+//
+// Every bucket lives in one row. The limits of a key are parallel arrays
+// (one element per limit): src (0 defaults, 1 learned from headers, 2
+// override), name, dim, lim (units per window), win (window, ns) and the
+// window state wstart (ns, database clock) and wused. Times are bigint
+// nanoseconds of the database clock, so the arithmetic is exactly that of
+// smartratelimit.Window.
+func (n *names) ddlV1() []string {
+	r := strings.NewReplacer(
+		"{tbl}", n.qTable,
+		"{acquire}", n.qAcquire,
+		"{observe}", n.qObserve,
+		"{set_limits}", n.qSetLimits,
+		"{sweep}", n.qSweep,
+		"{now}", nowNS,
+	)
+	fn := func(head, body string) string {
+		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
+	}
+	return []string{
+		r.Replace(tableDDL),
+		fn(acquireHead, lockRow+acquireBody),
+		fn(observeHead, lockRow+observeBody),
+		fn(setLimitsHead, setLimitsBody),
+		fn(sweepHead, sweepBody),
+	}
+}
+
+// The primary key is the only index, so updates stay HOT; fillfactor leaves
+// room on each page for the new row versions, and autovacuum runs early.
+const tableDDL = `CREATE TABLE IF NOT EXISTS {tbl} (
+	id            bytea    PRIMARY KEY,
+	key           bytea    NOT NULL,
+	src           smallint[] NOT NULL DEFAULT '{}',
+	name          text[]   NOT NULL DEFAULT '{}',
+	dim           text[]   NOT NULL DEFAULT '{}',
+	lim           float8[] NOT NULL DEFAULT '{}',
+	win           bigint[] NOT NULL DEFAULT '{}',
+	wstart        bigint[] NOT NULL DEFAULT '{}',
+	wused         float8[] NOT NULL DEFAULT '{}',
+	seq           bigint   NOT NULL DEFAULT 0,
+	blocked_until bigint   NOT NULL DEFAULT 0,
+	last_slot     bigint   NOT NULL DEFAULT 0,
+	created       bigint   NOT NULL,
+	last_used     bigint   NOT NULL
+) WITH (
+	fillfactor = 50,
+	autovacuum_vacuum_scale_factor = 0,
+	autovacuum_vacuum_threshold = 1000,
+	autovacuum_vacuum_insert_scale_factor = 0,
+	autovacuum_vacuum_insert_threshold = 1000,
+	autovacuum_analyze_scale_factor = 0.05,
+	autovacuum_vacuum_cost_delay = 0
+)`
+
+// lockRow declares the row variables and locks the key's row, creating it
+// when missing; v_now is read after the lock so that every holder of the
+// row sees a later clock than the previous one.
+const lockRow = `
+DECLARE
+	v_id      bytea := sha256(p_key);
+	v_src     smallint[];
+	v_name    text[];
+	v_dim     text[];
+	v_lim     float8[];
+	v_win     bigint[];
+	v_ws      bigint[];
+	v_wu      float8[];
+	v_seq     bigint;
+	v_blocked bigint;
+	v_last    bigint;
+	v_now     bigint;
+	n  int;
+	m  int;
+	i  int;
+	j  int;
+	q  int;
+	c  float8;
+	lm float8;
+	u  float8;
+	w  bigint;
+	st bigint;
+	e  bigint;
+	k  float8;
+	nsrc  smallint[];
+	nname text[];
+	ndim  text[];
+	nlim  float8[];
+	nwin  bigint[];
+	nws   bigint[];
+	nwu   float8[];
+BEGIN
+	IF p_relaxed THEN
+		PERFORM set_config('synchronous_commit', 'off', true);
+	END IF;
+	IF p_lock_timeout > 0 THEN
+		PERFORM set_config('lock_timeout', p_lock_timeout::text, true);
+	END IF;
+	LOOP
+		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused, t.seq, t.blocked_until, t.last_slot
+		  INTO v_src, v_name, v_dim, v_lim, v_win, v_ws, v_wu, v_seq, v_blocked, v_last
+		  FROM {tbl} t WHERE t.id = v_id FOR NO KEY UPDATE;
+		EXIT WHEN FOUND;
+		v_now := {now};
+		INSERT INTO {tbl} (id, key, created, last_used) VALUES (v_id, p_key, v_now, v_now)
+		ON CONFLICT (id) DO NOTHING;
+	END LOOP;
+	v_now := {now};
+	n := cardinality(v_name);
+`
+
+const acquireHead = `CREATE OR REPLACE FUNCTION {acquire}(
+	p_key bytea, p_dname text[], p_ddim text[], p_dlim float8[], p_dwin bigint[],
+	p_cdim text[], p_camt float8[], p_max_wait bigint, p_relaxed boolean, p_lock_timeout int,
+	OUT ok boolean, OUT code int, OUT wait bigint, OUT seq bigint, OUT blocked boolean,
+	OUT l_name text, OUT l_dim text, OUT l_lim float8, OUT l_win bigint)
+LANGUAGE plpgsql AS`
+
+// acquireBody follows smartratelimit.Window: Earliest on every limit from
+// tmin = max(now, blocked_until, last_slot), then Take at the latest
+// answer on every limit.
+const acquireBody = `
+	ok := false; code := 0; wait := 0; seq := v_seq; blocked := false;
+	l_name := ''; l_dim := ''; l_lim := 0; l_win := 0;
+
+	-- A key with neither learned nor override limits enforces the request's
+	-- defaults, keeping the window state of those it already had.
+	IF NOT (v_src && '{1,2}'::smallint[]) AND (v_name IS DISTINCT FROM p_dname OR
+	    v_dim IS DISTINCT FROM p_ddim OR v_lim IS DISTINCT FROM p_dlim OR v_win IS DISTINCT FROM p_dwin) THEN
+		m := coalesce(cardinality(p_dname), 0);
+		nws := '{}'; nwu := '{}';
+		FOR i IN 1..m LOOP
+			nws[i] := v_now; nwu[i] := 0;
+			FOR j IN 1..n LOOP
+				IF v_name[j] = p_dname[i] AND v_dim[j] = p_ddim[i] THEN
+					nws[i] := v_ws[j]; nwu[i] := v_wu[j];
+					EXIT;
+				END IF;
+			END LOOP;
+		END LOOP;
+		v_src := array_fill(0::smallint, ARRAY[m]);
+		v_name := p_dname; v_dim := p_ddim; v_lim := p_dlim; v_win := p_dwin;
+		v_ws := nws; v_wu := nwu; n := m;
+	END IF;
+
+	-- Earliest on every limit.
+	nwu := '{}';  -- the cost of the request for each limit
+	e := greatest(v_now, v_blocked, v_last);  -- tmin
+	wait := e;                                -- t*, as an instant for now
+	q := 0;                                   -- the limit that decided t*
+	FOR i IN 1..n LOOP
+		c := CASE WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
+		FOR j IN 1..coalesce(cardinality(p_cdim), 0) LOOP
+			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
+		END LOOP;
+		nwu[i] := c;
+		lm := v_lim[i]; w := v_win[i];
+		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
+			code := 1;
+			l_name := v_name[i]; l_dim := v_dim[i]; l_lim := lm; l_win := w;
+			RETURN;
+		END IF;
+		st := v_ws[i]; u := v_wu[i];
+		IF e >= st + w THEN
+			st := st + (e - st) / w * w;
+			u := 0;
+		END IF;
+		IF NOT (CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END) THEN
+			st := st + w;
+			u := 0;
+		END IF;
+		IF st > v_now THEN
+			st := greatest(st + trunc(u / lm * w::float8)::bigint, e);
+			IF st > wait THEN
+				wait := st; q := i;
+			END IF;
+		END IF;
+	END LOOP;
+
+	-- wait holds t*; st reused as t*.
+	st := wait;
+	wait := st - v_now;
+	blocked := v_blocked > v_now AND st = v_blocked;
+	IF wait > 0 AND NOT blocked THEN
+		IF q = 0 AND n > 0 THEN q := 1; END IF;
+		IF q > 0 THEN
+			l_name := v_name[q]; l_dim := v_dim[q]; l_lim := v_lim[q]; l_win := v_win[q];
+		END IF;
+	END IF;
+	IF wait > p_max_wait THEN
+		RETURN;
+	END IF;
+
+	-- Take at t* on every limit.
+	FOR i IN 1..n LOOP
+		w := v_win[i]; lm := v_lim[i];
+		e := v_ws[i]; u := v_wu[i];
+		IF st >= e + w THEN
+			e := e + (st - e) / w * w;
+			u := 0;
+		END IF;
+		u := u + nwu[i];
+		IF lm > 0 AND u > lm + 1e-9 THEN
+			k := least(ceil((u - lm) / lm), 1048576);
+			e := e + k::bigint * w;
+			u := u - k * lm;
+		END IF;
+		v_ws[i] := e; v_wu[i] := u;
+	END LOOP;
+
+	ok := true;
+	seq := v_seq + 1;
+	UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
+		wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = st, last_used = v_now
+	WHERE id = v_id;
+END`
+
+const observeHead = `CREATE OR REPLACE FUNCTION {observe}(
+	p_key bytea, p_qname text[], p_qdim text[], p_qlim float8[], p_qwin bigint[],
+	p_qrem float8[], p_qhasrem boolean[], p_qreset bigint[], p_qhasreset boolean[],
+	p_block bigint, p_sent_seq bigint, p_relaxed boolean, p_lock_timeout int)
+RETURNS void LANGUAGE plpgsql AS`
+
+// observeBody merges the quotas into the learned limits and runs
+// smartratelimit.Window.Reconcile on each, then Block on every limit.
+const observeBody = `
+	m := coalesce(cardinality(p_qname), 0);
+	IF m > 0 AND v_src && '{0}'::smallint[] THEN
+		-- Learned limits replace the defaults.
+		nsrc := '{}'; nname := '{}'; ndim := '{}'; nlim := '{}'; nwin := '{}'; nws := '{}'; nwu := '{}';
+		j := 0;
+		FOR i IN 1..n LOOP
+			IF v_src[i] <> 0 THEN
+				j := j + 1;
+				nsrc[j] := v_src[i]; nname[j] := v_name[i]; ndim[j] := v_dim[i]; nlim[j] := v_lim[i];
+				nwin[j] := v_win[i]; nws[j] := v_ws[i]; nwu[j] := v_wu[i];
+			END IF;
+		END LOOP;
+		v_src := nsrc; v_name := nname; v_dim := ndim; v_lim := nlim; v_win := nwin; v_ws := nws; v_wu := nwu;
+		n := j;
+	END IF;
+
+	FOR q IN 1..m LOOP
+		j := 0;
+		FOR i IN 1..n LOOP
+			IF v_src[i] = 1 AND v_name[i] = p_qname[q] AND v_dim[i] = p_qdim[q] THEN
+				j := i;
+				EXIT;
+			END IF;
+		END LOOP;
+		IF j = 0 THEN
+			n := n + 1; j := n;
+			v_src[j] := 1; v_name[j] := p_qname[q]; v_dim[j] := p_qdim[q];
+			v_ws[j] := v_now; v_wu[j] := 0;
+		END IF;
+		v_lim[j] := p_qlim[q]; v_win[j] := p_qwin[q];
+		lm := p_qlim[q]; w := p_qwin[q];
+		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
+
+		st := v_ws[j]; u := v_wu[j];
+		IF v_now >= st + w THEN
+			st := st + (v_now - st) / w * w;
+			u := 0;
+		END IF;
+		c := NULL;  -- the server's used count, when known
+		IF p_qhasrem[q] THEN
+			c := greatest(0, lm - p_qrem[q]);
+			IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
+				c := c + (v_seq - p_sent_seq);
+			END IF;
+		END IF;
+		IF p_qhasreset[q] THEN
+			e := v_now + p_qreset[q];   -- the server's window end
+			IF e > st + w + (1000000000 + w / 20) THEN
+				st := e - w;
+				u := coalesce(c, 0);
+			ELSIF e <= st THEN
+				v_ws[j] := st; v_wu[j] := u;
+				CONTINUE;  -- stale: a window before the latest local one
+			ELSE
+				IF c IS NOT NULL AND c > u THEN
+					u := c;
+				END IF;
+				IF st <= v_now AND (e < st + w - (1000000000 + w / 20) OR e > st + w + (1000000000 + w / 20)) THEN
+					st := e - w;
+				END IF;
+			END IF;
+		ELSIF st <= v_now AND c IS NOT NULL AND c > u THEN
+			u := c;
+		END IF;
+		IF u > lm + 1e-9 THEN
+			k := least(ceil((u - lm) / lm), 1048576);
+			st := st + k::bigint * w;
+			u := u - k * lm;
+		END IF;
+		v_ws[j] := st; v_wu[j] := u;
+	END LOOP;
+
+	IF p_block > 0 THEN
+		e := v_now + p_block;
+		v_blocked := greatest(v_blocked, e);
+		FOR i IN 1..n LOOP
+			IF v_ws[i] < e THEN
+				v_ws[i] := e; v_wu[i] := 0;
+			END IF;
+		END LOOP;
+	END IF;
+
+	UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
+		wstart = v_ws, wused = v_wu, blocked_until = v_blocked, last_used = v_now
+	WHERE id = v_id;
+END`
+
+const setLimitsHead = `CREATE OR REPLACE FUNCTION {set_limits}(
+	p_key bytea, p_name text[], p_dim text[], p_lim float8[], p_win bigint[],
+	p_relaxed boolean, p_lock_timeout int)
+RETURNS void LANGUAGE plpgsql AS`
+
+// setLimitsBody replaces the override limits, keeping the window state of
+// an override or default of the same name and dimension.
+const setLimitsBody = `
+DECLARE
+	v_id   bytea := sha256(p_key);
+	v_now  bigint;
+	r      record;
+	n int; m int; i int; j int;
+	nsrc smallint[] := '{}'; nname text[] := '{}'; ndim text[] := '{}'; nlim float8[] := '{}';
+	nwin bigint[] := '{}'; nws bigint[] := '{}'; nwu float8[] := '{}';
+BEGIN
+	IF p_relaxed THEN
+		PERFORM set_config('synchronous_commit', 'off', true);
+	END IF;
+	IF p_lock_timeout > 0 THEN
+		PERFORM set_config('lock_timeout', p_lock_timeout::text, true);
+	END IF;
+	m := coalesce(cardinality(p_name), 0);
+	LOOP
+		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused INTO r
+		  FROM {tbl} t WHERE t.id = v_id FOR NO KEY UPDATE;
+		EXIT WHEN FOUND;
+		IF m = 0 THEN
+			RETURN;  -- nothing to remove
+		END IF;
+		v_now := {now};
+		INSERT INTO {tbl} (id, key, created, last_used) VALUES (v_id, p_key, v_now, v_now)
+		ON CONFLICT (id) DO NOTHING;
+	END LOOP;
+	v_now := {now};
+	n := cardinality(r.name);
+	-- Keep the learned limits (and the defaults when no override remains).
+	FOR i IN 1..n LOOP
+		IF r.src[i] = 1 OR (r.src[i] = 0 AND m = 0) THEN
+			j := cardinality(nname) + 1;
+			nsrc[j] := r.src[i]; nname[j] := r.name[i]; ndim[j] := r.dim[i]; nlim[j] := r.lim[i];
+			nwin[j] := r.win[i]; nws[j] := r.wstart[i]; nwu[j] := r.wused[i];
+		END IF;
+	END LOOP;
+	FOR i IN 1..m LOOP
+		j := cardinality(nname) + 1;
+		nsrc[j] := 2; nname[j] := p_name[i]; ndim[j] := p_dim[i]; nlim[j] := p_lim[i]; nwin[j] := p_win[i];
+		nws[j] := v_now; nwu[j] := 0;
+		FOR q IN 1..n LOOP
+			IF r.src[q] <> 1 AND r.name[q] = p_name[i] AND r.dim[q] = p_dim[i] THEN
+				nws[j] := r.wstart[q]; nwu[j] := r.wused[q];
+				EXIT;
+			END IF;
+		END LOOP;
+	END LOOP;
+	UPDATE {tbl} SET src = nsrc, name = nname, dim = ndim, lim = nlim, win = nwin, wstart = nws, wused = nwu
+	WHERE id = v_id;
+END`
+
+const sweepHead = `CREATE OR REPLACE FUNCTION {sweep}(p_class int, p_obj int, p_ttl bigint, p_batch int)
+RETURNS bigint LANGUAGE plpgsql AS`
+
+// sweepBody deletes idle rows when this caller wins the maintenance lock
+// (-1 otherwise). The conditions are repeated on the outer DELETE so that
+// a row updated meanwhile is checked again in its newest version.
+const sweepBody = `
+DECLARE
+	v_now bigint := {now};
+	v_n   bigint;
+BEGIN
+	IF NOT pg_try_advisory_xact_lock(p_class, p_obj) THEN
+		RETURN -1;
+	END IF;
+	DELETE FROM {tbl} t
+	WHERE t.id IN (
+		SELECT s.id FROM {tbl} s
+		WHERE s.last_used < v_now - p_ttl AND s.blocked_until <= v_now AND s.last_slot <= v_now
+		  AND NOT (s.src && '{2}'::smallint[])
+		LIMIT p_batch)
+	  AND t.last_used < v_now - p_ttl AND t.blocked_until <= v_now AND t.last_slot <= v_now
+	  AND NOT (t.src && '{2}'::smallint[])
+	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart) AS ws(v) WHERE ws.v > v_now);
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n;
+END`
+
+// migrations[i] brings a table from version i to i+1.
+var migrations = []func(n *names) []string{
+	(*names).ddlV1,
+}
+
+// querier is what the schema code needs: a pool, a connection or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// currentVersion returns the applied version, or 0 when the schema, the
+// version table or the row is missing.
+func (n *names) currentVersion(ctx context.Context, q querier) (int, error) {
+	var v int
+	err := q.QueryRow(ctx, n.version, n.table).Scan(&v)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, nil
+	case errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000"):
+		return 0, nil
+	}
+	return 0, err
+}
+
+// beginner starts transactions: a pool or a connection.
+type beginner interface {
+	querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// migrate creates or upgrades the schema. Many processes may call it at
+// once: the work happens in one transaction holding a transaction-level
+// advisory lock, so exactly one of them applies each step.
+func (n *names) migrate(ctx context.Context, db beginner) error {
+	if v, err := n.currentVersion(ctx, db); err != nil {
+		return err
+	} else if v >= schemaVersion {
+		return nil
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	for _, s := range []string{
+		`SET LOCAL lock_timeout = '60s'`,
+		`SET LOCAL statement_timeout = '120s'`,
+	} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+		return err
+	}
+	for _, s := range []string{
+		`CREATE SCHEMA IF NOT EXISTS ` + n.qSchema,
+		`CREATE TABLE IF NOT EXISTS ` + n.qVersion + ` (
+			tbl        text        PRIMARY KEY,
+			version    int         NOT NULL,
+			migrated   timestamptz NOT NULL DEFAULT clock_timestamp()
+		)`,
+	} {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	v, err := n.currentVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if v >= schemaVersion {
+		return tx.Commit(ctx) // another process migrated while we waited
+	}
+	for ; v < schemaVersion; v++ {
+		for _, s := range migrations[v](n) {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("migrating to version %d: %w", v+1, err)
+			}
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+n.qVersion+` (tbl, version) VALUES ($1, $2)
+		ON CONFLICT (tbl) DO UPDATE SET version = excluded.version, migrated = clock_timestamp()`,
+		n.table, v); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
