@@ -390,27 +390,34 @@ func validLimits(ls []smartratelimit.Limit, unique bool) error {
 const maxBlock = smartratelimit.MaxWindow
 
 // Observe implements smartratelimit.Backend with one function call that
-// merges the quotas into the learned limits (Window.Reconcile) and applies
-// a block (Window.Block), on the database clock.
+// merges the quotas into the learned limits (StartWindow and Reconcile of
+// smartratelimit.Window) and applies a block (Window.Block), on the
+// database clock. Quotas whose limit does not validate are ignored; a key
+// learns at most 16 limits.
 func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Update) error {
 	n := len(u.Quotas)
 	var (
-		names, dims   = make([]string, n), make([]string, n)
-		lims, rems    = make([]float64, n), make([]float64, n)
-		wins, resets  = make([]int64, n), make([]int64, n)
-		hasRem, hasRs = make([]bool, n), make([]bool, n)
+		names, dims   = make([]string, 0, n), make([]string, 0, n)
+		lims, rems    = make([]float64, 0, n), make([]float64, 0, n)
+		wins, resets  = make([]int64, 0, n), make([]int64, 0, n)
+		hasRem, hasRs = make([]bool, 0, n), make([]bool, 0, n)
 	)
-	for i, q := range u.Quotas {
-		if err := q.Limit.Validate(); err != nil {
-			return err
+	for _, q := range u.Quotas {
+		if q.Limit.Validate() != nil {
+			continue // a limit no backend could enforce: ignored, as by the memory backend
 		}
-		names[i], dims[i], lims[i], wins[i] = q.Name, string(q.Dimension.OrRequests()), q.Limit.Limit, int64(q.Window)
-		if q.HasRemaining && !math.IsNaN(q.Remaining) && !math.IsInf(q.Remaining, 0) {
-			rems[i], hasRem[i] = q.Remaining, true
+		rem, hr := q.Remaining, q.HasRemaining && !math.IsNaN(q.Remaining) && !math.IsInf(q.Remaining, 0)
+		if !hr {
+			rem = 0
 		}
+		reset := int64(0)
 		if q.HasReset {
-			resets[i], hasRs[i] = int64(min(max(q.ResetIn, -maxBlock), maxBlock)), true
+			reset = int64(min(max(q.ResetIn, -maxBlock), maxBlock))
 		}
+		names, dims = append(names, q.Name), append(dims, string(q.Dimension.OrRequests()))
+		lims, wins = append(lims, q.Limit.Limit), append(wins, int64(q.Window))
+		rems, hasRem = append(rems, rem), append(hasRem, hr)
+		resets, hasRs = append(resets, reset), append(hasRs, q.HasReset)
 	}
 	block := int64(min(max(u.BlockFor, 0), maxBlock))
 	sent := int64(min(u.SentSeq, math.MaxInt64))

@@ -282,12 +282,9 @@ const acquireBody = `
 	-- wait holds t*; st reused as t*.
 	st := wait;
 	wait := st - v_now;
-	blocked := v_blocked > v_now AND st = v_blocked;
-	IF wait > 0 AND NOT blocked THEN
-		IF q = 0 AND n > 0 THEN q := 1; END IF;
-		IF q > 0 THEN
-			l_name := v_name[q]; l_dim := v_dim[q]; l_lim := v_lim[q]; l_win := v_win[q];
-		END IF;
+	blocked := q = 0 AND v_blocked > v_now AND st = v_blocked;
+	IF q > 0 THEN
+		l_name := v_name[q]; l_dim := v_dim[q]; l_lim := v_lim[q]; l_win := v_win[q];
 	END IF;
 	IF wait > p_max_wait THEN
 		RETURN;
@@ -351,9 +348,15 @@ const observeBody = `
 			END IF;
 		END LOOP;
 		IF j = 0 THEN
+			-- A new learned limit (at most 16, so that a hostile server cannot
+			-- grow a row without bound); its window ends at the server's reset.
+			CONTINUE WHEN cardinality(array_positions(v_src, 1::smallint)) >= 16;
 			n := n + 1; j := n;
 			v_src[j] := 1; v_name[j] := p_qname[q]; v_dim[j] := p_qdim[q];
 			v_ws[j] := v_now; v_wu[j] := 0;
+			IF p_qhasreset[q] AND p_qwin[q] > 0 THEN
+				v_ws[j] := v_now + p_qreset[q] - p_qwin[q];
+			END IF;
 		END IF;
 		v_lim[j] := p_qlim[q]; v_win[j] := p_qwin[q];
 		lm := p_qlim[q]; w := p_qwin[q];
@@ -373,21 +376,24 @@ const observeBody = `
 		END IF;
 		IF p_qhasreset[q] THEN
 			e := v_now + p_qreset[q];   -- the server's window end
-			IF e > st + w + (1000000000 + w / 20) THEN
+			k := 1000000000 + w / 20;   -- Tolerance(w)
+			IF e > st + w + k THEN
+				-- The server is already in a window after the latest local one.
 				st := e - w;
 				u := coalesce(c, 0);
-			ELSIF e <= st THEN
+			ELSIF e >= st + w - k THEN
+				-- The same window.
+				IF c > u THEN u := c; END IF;
+			ELSIF st > v_now OR e <= st + k THEN
+				-- About a window before the latest local one: stale.
 				v_ws[j] := st; v_wu[j] := u;
-				CONTINUE;  -- stale: a window before the latest local one
+				CONTINUE;
 			ELSE
-				IF c IS NOT NULL AND c > u THEN
-					u := c;
-				END IF;
-				IF st <= v_now AND (e < st + w - (1000000000 + w / 20) OR e > st + w + (1000000000 + w / 20)) THEN
-					st := e - w;
-				END IF;
+				-- The server's window ends inside the local current one: align.
+				st := e - w;
+				IF c > u THEN u := c; END IF;
 			END IF;
-		ELSIF st <= v_now AND c IS NOT NULL AND c > u THEN
+		ELSIF st <= v_now AND c > u THEN
 			u := c;
 		END IF;
 		IF u > lm + 1e-9 THEN
@@ -449,24 +455,25 @@ BEGIN
 	END LOOP;
 	v_now := {now};
 	n := cardinality(r.name);
-	-- Keep the learned limits (and the defaults when no override remains).
-	FOR i IN 1..n LOOP
-		IF r.src[i] = 1 OR (r.src[i] = 0 AND m = 0) THEN
-			j := cardinality(nname) + 1;
-			nsrc[j] := r.src[i]; nname[j] := r.name[i]; ndim[j] := r.dim[i]; nlim[j] := r.lim[i];
-			nwin[j] := r.win[i]; nws[j] := r.wstart[i]; nwu[j] := r.wused[i];
-		END IF;
-	END LOOP;
+	-- Overrides first, then the learned limits (and the defaults when no
+	-- override remains).
 	FOR i IN 1..m LOOP
-		j := cardinality(nname) + 1;
-		nsrc[j] := 2; nname[j] := p_name[i]; ndim[j] := p_dim[i]; nlim[j] := p_lim[i]; nwin[j] := p_win[i];
-		nws[j] := v_now; nwu[j] := 0;
+		nsrc[i] := 2; nname[i] := p_name[i]; ndim[i] := p_dim[i]; nlim[i] := p_lim[i]; nwin[i] := p_win[i];
+		nws[i] := v_now; nwu[i] := 0;
 		FOR q IN 1..n LOOP
 			IF r.src[q] <> 1 AND r.name[q] = p_name[i] AND r.dim[q] = p_dim[i] THEN
-				nws[j] := r.wstart[q]; nwu[j] := r.wused[q];
+				nws[i] := r.wstart[q]; nwu[i] := r.wused[q];
 				EXIT;
 			END IF;
 		END LOOP;
+	END LOOP;
+	j := m;
+	FOR i IN 1..n LOOP
+		IF r.src[i] = 1 OR (r.src[i] = 0 AND m = 0) THEN
+			j := j + 1;
+			nsrc[j] := r.src[i]; nname[j] := r.name[i]; ndim[j] := r.dim[i]; nlim[j] := r.lim[i];
+			nwin[j] := r.win[i]; nws[j] := r.wstart[i]; nwu[j] := r.wused[i];
+		END IF;
 	END LOOP;
 	UPDATE {tbl} SET src = nsrc, name = nname, dim = ndim, lim = nlim, win = nwin, wstart = nws, wused = nwu
 	WHERE id = v_id;
