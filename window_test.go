@@ -1,0 +1,365 @@
+package smartratelimit
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The Earliest, Take, Block and State tables use a window of 100ns holding
+// 10 units, so slot j of a future window lands at start + 10j. The
+// Reconcile tables use a minute, where Tolerance is 1s + 3s.
+
+const sec = int64(time.Second)
+
+// tenth and fifth are variables so that tenth+fifth is computed in float64
+// (0.30000000000000004), not exactly as a constant.
+var tenth, fifth = 0.1, 0.2
+
+func TestWindowEarliest(t *testing.T) {
+	tests := []struct {
+		name      string
+		w         Window
+		limit     float64
+		window    int64
+		now, tmin int64
+		cost      float64
+		want      int64
+	}{
+		{"room in the current window: at once", Window{0, 3}, 10, 100, 50, 0, 1, 50},
+		{"room in the current window: at tmin", Window{0, 3}, 10, 100, 50, 70, 1, 70},
+		{"last unit of the current window", Window{0, 9}, 10, 100, 99, 0, 1, 99},
+		{"exhausted: slot 0 of the next window", Window{0, 10}, 10, 100, 50, 0, 1, 100},
+		{"future window: slot 3", Window{100, 3}, 10, 100, 50, 0, 1, 130},
+		{"future window: slot 9", Window{100, 9}, 10, 100, 50, 0, 1, 190},
+		{"future window full: slot 0 of the one after", Window{100, 10}, 10, 100, 50, 0, 1, 200},
+		{"future window: tmin after the slot", Window{100, 3}, 10, 100, 50, 150, 1, 150},
+		{"future window: tmin before the slot", Window{100, 3}, 10, 100, 50, 120, 1, 130},
+		{"cost 4 fits exactly", Window{0, 6}, 10, 100, 50, 0, 4, 50},
+		{"cost 4 does not fit: next window", Window{0, 7}, 10, 100, 50, 0, 4, 100},
+		{"cost 3 in a future window lands at its slot", Window{100, 4}, 10, 100, 50, 0, 3, 140},
+		{"cost 4 after 7 in a future window: the one after", Window{100, 7}, 10, 100, 50, 0, 4, 200},
+		{"cost of a whole window on a fresh one", Window{0, 0}, 10, 100, 50, 0, 10, 50},
+		{"cost of a whole window after one unit", Window{0, 1}, 10, 100, 50, 0, 10, 100},
+		{"cost above the limit", Window{0, 0}, 10, 100, 50, 0, 11, -1},
+		{"zero cost while units are left", Window{0, 9.5}, 10, 100, 50, 0, 0, 50},
+		{"zero cost waits while exhausted", Window{0, 10}, 10, 100, 50, 0, 0, 100},
+		{"zero cost in a future window takes its slot", Window{100, 5}, 10, 100, 50, 0, 0, 150},
+		{"zero cost skips a full future window", Window{100, 10}, 10, 100, 50, 0, 0, 200},
+		{"stale window: fresh at now", Window{0, 10}, 10, 100, 250, 0, 1, 250},
+		{"now exactly at the window end", Window{0, 10}, 10, 100, 100, 0, 1, 100},
+		{"tmin in a later fresh window", Window{0, 10}, 10, 100, 50, 370, 1, 370},
+		{"tmin at the start of a later fresh window", Window{0, 4}, 10, 100, 50, 300, 1, 300},
+		{"carried window far ahead", Window{300, 2}, 10, 100, 50, 0, 1, 320},
+		{"fractional pacing truncates to the nanosecond", Window{100, 1}, 3, 100, 50, 0, 1, 133},
+		{"float rounding within eps still fits", Window{0, tenth + fifth}, 1, 100, 50, 0, 0.7, 50},
+		{"fractional units", Window{100, 2.5}, 10, 100, 50, 0, 0.5, 125},
+		{"zero window", Window{0, 0}, 10, 0, 50, 0, 1, -1},
+		{"negative window", Window{0, 0}, 10, -100, 50, 0, 1, -1},
+		{"zero limit", Window{0, 0}, 0, 100, 50, 0, 0, -1},
+		{"NaN limit", Window{0, 0}, math.NaN(), 100, 50, 0, 0, -1},
+		{"negative origin", Window{-1000, 10}, 10, 100, -950, -2000, 1, -900},
+		{"negative origin, tmin in a later window", Window{-1000, 10}, 10, 100, -950, 0, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := tt.w
+			got := w.Earliest(tt.limit, tt.window, tt.now, tt.tmin, tt.cost)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.w, w, "Earliest must not change the window")
+		})
+	}
+}
+
+func TestWindowTake(t *testing.T) {
+	tests := []struct {
+		name   string
+		w      Window
+		limit  float64
+		window int64
+		at     int64
+		cost   float64
+		want   Window
+	}{
+		{"same window", Window{0, 3}, 10, 100, 50, 1, Window{0, 4}},
+		{"multi-unit", Window{0, 3}, 10, 100, 50, 4, Window{0, 7}},
+		{"zero cost counts nothing", Window{0, 3}, 10, 100, 50, 0, Window{0, 3}},
+		{"into the next window", Window{0, 10}, 10, 100, 100, 1, Window{100, 1}},
+		{"skips idle windows on the grid", Window{0, 10}, 10, 100, 250, 1, Window{200, 1}},
+		{"paced slot inside a future window", Window{100, 3}, 10, 100, 130, 1, Window{100, 4}},
+		{"fills a window exactly", Window{0, 9}, 10, 100, 50, 1, Window{0, 10}},
+		{"lowered limit carries the excess", Window{0, 8}, 5, 100, 50, 1, Window{100, 4}},
+		{"carry over several windows", Window{0, 7}, 2, 100, 50, 0, Window{300, 1}},
+		{"carry of an exact multiple leaves the last window full", Window{0, 6}, 2, 100, 50, 0, Window{200, 2}},
+		{"carry is bounded", Window{0, 1e9}, 1, 100, 50, 0, Window{(1 << 20) * 100, 1e9 - (1 << 20)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.w
+			got.Take(tt.limit, tt.window, tt.at, tt.cost)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestWindowBlock(t *testing.T) {
+	tests := []struct {
+		name  string
+		w     Window
+		until int64
+		want  Window
+	}{
+		{"restarts at the block end", Window{0, 5}, 70, Window{70, 0}},
+		{"restarts a full window", Window{0, 10}, 300, Window{300, 0}},
+		{"keeps reservations beyond the block", Window{200, 5}, 150, Window{200, 5}},
+		{"keeps a window starting at the block end", Window{200, 5}, 200, Window{200, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.w
+			got.Block(tt.until)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestWindowBlockResumesPaced checks the timeline after a block: the first
+// request goes at the block's end, the next ones are paced from it.
+func TestWindowBlockResumesPaced(t *testing.T) {
+	const limit, window = 10, 100
+	w := Window{0, 2}
+	w.Block(70)
+	var got []int64
+	last := int64(70) // the backend's tmin: never before the block end
+	for range 12 {
+		at := w.Earliest(limit, window, 10, last, 1)
+		w.Take(limit, window, at, 1)
+		got = append(got, at)
+		last = at
+	}
+	assert.Equal(t, []int64{70, 80, 90, 100, 110, 120, 130, 140, 150, 160, 170, 180}, got)
+}
+
+func TestWindowReconcile(t *testing.T) {
+	const window = int64(time.Minute)
+	lim := Every(10, time.Minute)
+	type update struct {
+		remaining float64 // NaN: not reported
+		resetIn   int64   // negative: not reported
+	}
+	tests := []struct {
+		name    string
+		w       Window
+		now     int64
+		u       update
+		granted float64
+		want    Window
+	}{
+		// The same window (the server's end within Tolerance of the local end).
+		{"same window lowers", Window{0, 2}, 20 * sec, update{5, 40 * sec}, 0, Window{0, 5}},
+		{"same window never raises", Window{0, 7}, 20 * sec, update{5, 40 * sec}, 0, Window{0, 7}},
+		{"same window: grants since the request was sent", Window{0, 2}, 20 * sec, update{9, 40 * sec}, 2, Window{0, 3}},
+		{"same window: remaining above the limit means none used", Window{0, 2}, 20 * sec, update{15, 40 * sec}, 0, Window{0, 2}},
+		{"reset 3s late is jitter: no realign", Window{0, 2}, 20 * sec, update{5, 43 * sec}, 0, Window{0, 5}},
+		{"reset 3s early is jitter: no realign", Window{0, 2}, 20 * sec, update{5, 37 * sec}, 0, Window{0, 5}},
+		{"reset exactly Tolerance late is the same window", Window{0, 2}, 20 * sec, update{5, 44 * sec}, 0, Window{0, 5}},
+		{"reset exactly Tolerance early is the same window", Window{0, 2}, 20 * sec, update{5, 36 * sec}, 0, Window{0, 5}},
+		{"same window with more granted than the limit carries", Window{0, 2}, 20 * sec, update{0, 40 * sec}, 3, Window{60 * sec, 3}},
+		{"stale local window advances first", Window{0, 9}, 70 * sec, update{8, 50 * sec}, 0, Window{60 * sec, 2}},
+
+		// A later window.
+		{"later window takes the server's count", Window{0, 8}, 20 * sec, update{6, 50 * sec}, 0, Window{10 * sec, 4}},
+		{"later window may raise what is left", Window{0, 10}, 20 * sec, update{9, 50 * sec}, 0, Window{10 * sec, 1}},
+		{"later window just past Tolerance", Window{0, 8}, 20 * sec, update{6, 44*sec + 1}, 0, Window{4*sec + 1, 4}},
+		{"later window without remaining starts empty", Window{0, 8}, 20 * sec, update{math.NaN(), 50 * sec}, 0, Window{10 * sec, 0}},
+		{"later window with grants since", Window{0, 8}, 20 * sec, update{6, 50 * sec}, 3, Window{10 * sec, 7}},
+		{"later window overfull carries", Window{0, 8}, 20 * sec, update{0, 50 * sec}, 12, Window{130 * sec, 2}},
+
+		// A report about a window before the latest local one.
+		{"stale: the local window already moved on", Window{60 * sec, 1}, 62 * sec, update{0, sec / 2}, 0, Window{60 * sec, 1}},
+		{"stale: ends within Tolerance of the local start", Window{60 * sec, 1}, 62 * sec, update{0, 2 * sec}, 0, Window{60 * sec, 1}},
+		{"stale: the local latest window is in the future", Window{60 * sec, 3}, 20 * sec, update{0, 40 * sec}, 0, Window{60 * sec, 3}},
+		{"stale: no realign either", Window{60 * sec, 3}, 20 * sec, update{0, 10 * sec}, 0, Window{60 * sec, 3}},
+
+		// The server's window ends inside the local current one: align.
+		{"align to an earlier server end", Window{0, 2}, 20 * sec, update{5, 20 * sec}, 0, Window{-20 * sec, 5}},
+		{"align never raises", Window{0, 7}, 20 * sec, update{5, 20 * sec}, 0, Window{-20 * sec, 7}},
+		{"align without remaining keeps the count", Window{0, 7}, 20 * sec, update{math.NaN(), 20 * sec}, 0, Window{-20 * sec, 7}},
+		{"align to an end at now", Window{0, 7}, 20 * sec, update{0, 0}, 0, Window{-40 * sec, 10}},
+
+		// Remaining without a reset: the current window, unless reservations
+		// already went to a later one.
+		{"remaining only lowers", Window{0, 2}, 20 * sec, update{5, -1}, 0, Window{0, 5}},
+		{"remaining only never raises", Window{0, 7}, 20 * sec, update{5, -1}, 0, Window{0, 7}},
+		{"remaining only with grants since", Window{0, 2}, 20 * sec, update{8, -1}, 1, Window{0, 3}},
+		{"remaining only with too many grants carries", Window{0, 2}, 20 * sec, update{0, -1}, 3, Window{60 * sec, 3}},
+		{"remaining only on a stale local window", Window{0, 8}, 70 * sec, update{9, -1}, 0, Window{60 * sec, 1}},
+		{"remaining only ignored with future reservations", Window{60 * sec, 3}, 20 * sec, update{0, -1}, 0, Window{60 * sec, 3}},
+
+		// Nothing to apply.
+		{"neither remaining nor reset", Window{0, 2}, 20 * sec, update{math.NaN(), -1}, 0, Window{0, 2}},
+		{"reset only, same window", Window{0, 2}, 20 * sec, update{math.NaN(), 40 * sec}, 0, Window{0, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := &QuotaUpdate{Limit: lim}
+			if !math.IsNaN(tt.u.remaining) {
+				u.Remaining, u.HasRemaining = tt.u.remaining, true
+			}
+			if tt.u.resetIn >= 0 {
+				u.ResetIn, u.HasReset = time.Duration(tt.u.resetIn), true
+			}
+			got := tt.w
+			got.Reconcile(lim.Limit, window, tt.now, u, tt.granted)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestWindowReconcileInvalid(t *testing.T) {
+	u := &QuotaUpdate{Limit: Every(10, time.Minute), Remaining: 0, HasRemaining: true}
+	for _, c := range []struct {
+		name   string
+		limit  float64
+		window int64
+	}{{"zero limit", 0, int64(time.Minute)}, {"NaN limit", math.NaN(), int64(time.Minute)}, {"zero window", 10, 0}} {
+		w := Window{0, 2}
+		w.Reconcile(c.limit, c.window, 20*sec, u, 0)
+		assert.Equal(t, Window{0, 2}, w, c.name)
+	}
+}
+
+func TestTolerance(t *testing.T) {
+	assert.Equal(t, int64(time.Second+50*time.Millisecond), Tolerance(int64(time.Second)))
+	assert.Equal(t, int64(4*time.Second), Tolerance(int64(time.Minute)))
+	assert.Equal(t, int64(181*time.Second), Tolerance(int64(time.Hour)))
+}
+
+func TestStartWindow(t *testing.T) {
+	const window = int64(time.Minute)
+	tests := []struct {
+		name   string
+		window int64
+		u      QuotaUpdate
+		want   Window
+	}{
+		{"ends at the server's reset", window, QuotaUpdate{ResetIn: 20 * time.Second, HasReset: true}, Window{Start: 60 * sec}},
+		{"a reset of a whole window starts now", window, QuotaUpdate{ResetIn: time.Minute, HasReset: true}, Window{Start: 100 * sec}},
+		{"no reset starts now", window, QuotaUpdate{Remaining: 3, HasRemaining: true}, Window{Start: 100 * sec}},
+		{"no window starts now", 0, QuotaUpdate{ResetIn: 20 * time.Second, HasReset: true}, Window{Start: 100 * sec}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, StartWindow(tt.window, 100*sec, &tt.u))
+		})
+	}
+}
+
+func TestWindowState(t *testing.T) {
+	type state struct {
+		remaining, reserved float64
+		resetAt             int64
+	}
+	tests := []struct {
+		name   string
+		w      Window
+		window int64
+		now    int64
+		want   state
+	}{
+		{"current window", Window{0, 3}, 100, 50, state{7, 0, 100}},
+		{"current window at its start", Window{50, 3}, 100, 50, state{7, 0, 150}},
+		{"current window exhausted", Window{0, 10}, 100, 50, state{0, 0, 100}},
+		{"current window overfull", Window{0, 12}, 100, 50, state{0, 0, 100}},
+		{"fresh window on the grid", Window{0, 10}, 100, 250, state{10, 0, 300}},
+		{"fresh at the window end", Window{0, 10}, 100, 100, state{10, 0, 200}},
+		{"reserved in the next window", Window{100, 4}, 100, 50, state{0, 4, 100}},
+		{"reserved two windows ahead", Window{200, 4}, 100, 50, state{0, 14, 100}},
+		{"reserved a whole window ahead", Window{150, 4}, 100, 50, state{0, 4, 150}},
+		{"reserved two whole windows ahead", Window{250, 4}, 100, 50, state{0, 14, 150}},
+		{"no window", Window{0, 3}, 0, 50, state{0, 0, 50}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got state
+			got.remaining, got.reserved, got.resetAt = tt.w.State(10, tt.window, tt.now)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestWindowProperties drives Earliest and Take with random costs and a
+// clock that moves forward by random steps, the way a backend does (tmin
+// is never before the previous slot), and checks every answer against a
+// model that keeps the units of every window of the grid, not just the
+// latest one:
+//
+//   - no window of the grid ever holds more than limit units;
+//   - successive slots never go backwards;
+//   - every slot is the model's earliest: the first window from tmin's on
+//     with room, at once in the current window, else at its paced slot.
+func TestWindowProperties(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct {
+		limit  float64
+		window int64
+	}{{10, 1000}, {1, 1000}, {3, 1000}, {7.5, 997}, {100, int64(time.Second)}} {
+		limit, window := c.limit, c.window
+		origin := rng.Int64N(1_000_000) - 500_000
+		w := Window{Start: origin}
+		taken := map[int64]float64{} // grid window index -> units
+		index := func(t int64) int64 {
+			d := t - origin
+			if d < 0 {
+				return -1 - (-d-1)/window
+			}
+			return d / window
+		}
+		costs := []float64{0, 0.5, 1, 1, 1, 2, 3, limit}
+		now, last := origin, origin
+		for i := range 5000 {
+			now += rng.Int64N(window / 3)
+			if rng.IntN(10) == 0 {
+				now += rng.Int64N(5 * window) // idle for a while
+			}
+			tmin := max(now, last)
+			if rng.IntN(20) == 0 {
+				tmin += rng.Int64N(2 * window) // a block or another limit
+			}
+			cost := costs[rng.IntN(len(costs))]
+
+			got := w.Earliest(limit, window, now, tmin, cost)
+			if cost > limit {
+				require.Equal(t, int64(-1), got, "op %d: cost %v above limit %v", i, cost, limit)
+				continue
+			}
+
+			// The model: scan the grid from tmin's window.
+			want := int64(-1)
+			for k := index(tmin); ; k++ {
+				used := taken[k]
+				if cost <= 0 && used >= limit-eps || cost > 0 && used+cost > limit+eps {
+					continue
+				}
+				start := origin + k*window
+				want = max(tmin, start)
+				if start > now {
+					want = max(tmin, start+int64(used/limit*float64(window)))
+				}
+				break
+			}
+			require.Equal(t, want, got, "op %d: limit %v window %d now %d tmin %d cost %v state %+v", i, limit, window, now, tmin, cost, w)
+			require.GreaterOrEqual(t, got, last, "op %d: slots must not go backwards", i)
+
+			w.Take(limit, window, got, cost)
+			k := index(got)
+			taken[k] += cost
+			require.LessOrEqual(t, taken[k], limit+eps, "op %d: window %d over the limit", i, k)
+			last = got
+		}
+	}
+}
