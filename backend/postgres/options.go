@@ -41,6 +41,7 @@ type options struct {
 	failClosed       bool
 	fallback         smartratelimit.Backend
 	logger           *slog.Logger
+	now              string // SQL expression of the clock, in ns
 }
 
 func defaultOptions() options {
@@ -52,6 +53,7 @@ func defaultOptions() options {
 		lockTimeout:      DefaultLockTimeout,
 		idleTTL:          DefaultIdleTTL,
 		logger:           slog.Default(),
+		now:              nowNS,
 	}
 }
 

@@ -115,7 +115,7 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 		ownPool:  own,
 		addr:     addr,
 		o:        o,
-		n:        newNames(o.schema, o.table),
+		n:        newNames(o.schema, o.table, o.now),
 		relaxed:  !o.syncCommit,
 		lockMS:   int32(min(ceilMillis(o.lockTimeout), math.MaxInt32)),
 		fallback: o.fallback,

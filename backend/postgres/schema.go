@@ -49,14 +49,15 @@ type names struct {
 	qObserve      string
 	qSetLimits    string
 	qSweep        string
-	sweepKey      int32 // advisory lock object id for maintenance
+	sweepKey      int32  // advisory lock object id for maintenance
+	now           string // the clock expression (nowNS; tests replace it)
 
 	acquire, observe, setLimits, sweep string
 	status, keys, clear, clearAll      string
 	version                            string
 }
 
-func newNames(schema, table string) *names {
+func newNames(schema, table, now string) *names {
 	id := func(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
 	n := &names{
 		schema:     schema,
@@ -68,6 +69,7 @@ func newNames(schema, table string) *names {
 		qObserve:   id(schema, table+suffixObserve),
 		qSetLimits: id(schema, table+suffixSetLimits),
 		qSweep:     id(schema, table+suffixSweep),
+		now:        now,
 	}
 	h := fnv.New32a()
 	h.Write([]byte(schema))
@@ -80,7 +82,7 @@ func newNames(schema, table string) *names {
 	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
-	n.status = `SELECT src, name, dim, lim, win, wstart, wused, seq, blocked_until, last_used, ` + nowNS +
+	n.status = `SELECT src, name, dim, lim, win, wstart, wused, seq, blocked_until, last_used, ` + now +
 		` FROM ` + n.qTable + ` WHERE id = sha256($1)`
 	n.keys = `SELECT key FROM ` + n.qTable + ` ORDER BY key`
 	n.clear = `DELETE FROM ` + n.qTable + ` WHERE id = sha256($1)`
@@ -114,7 +116,7 @@ func (n *names) ddlV1() []string {
 		"{observe}", n.qObserve,
 		"{set_limits}", n.qSetLimits,
 		"{sweep}", n.qSweep,
-		"{now}", nowNS,
+		"{now}", n.now,
 	)
 	fn := func(head, body string) string {
 		return r.Replace(head) + " " + dollarQuote(r.Replace(body))

@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend/memory"
+	"github.com/smartratelimit/smartratelimit/internal/clock"
+)
+
+// testNow lets a test set the database clock of its session.
+const testNow = `coalesce(nullif(current_setting('smartratelimit.test_now', true), '')::bigint, ` + nowNS + `)`
+
+// withTestClock makes the functions read the clock from the session
+// setting smartratelimit.test_now (ns) when it is set.
+func withTestClock() Option {
+	return func(o *options) error { o.now = testNow; return nil }
+}
+
+// setNow sets the database clock of b's only connection.
+func setNow(t *testing.T, b *Backend, ns int64) {
+	t.Helper()
+	_, err := b.db.Exec(context.Background(), `SELECT set_config('smartratelimit.test_now', $1, false)`, strconv.FormatInt(ns, 10))
+	require.NoError(t, err)
+}
+
+// TestSameArithmeticAsMemory drives the PostgreSQL backend (on a stepped
+// database clock) and the memory backend (on a fake clock) through the same
+// random timeline and requires identical answers and states: the SQL runs
+// smartratelimit.Window's arithmetic exactly.
+func TestSameArithmeticAsMemory(t *testing.T) {
+	b, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
+	fake := clock.NewFake(time.Unix(1_700_000_000, 0))
+	m, err := memory.New(memory.WithClock(fake), memory.WithIdleTTL(0))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close() })
+
+	ctx := ctxT(t)
+	const base = int64(1_800_000_000_000_000_000)
+	now := base
+	setNow(t, b, now)
+	rng := rand.New(rand.NewPCG(1, 2))
+
+	keys := []string{"a", "b", "c"}
+	defaults := map[string][]srl.Limit{
+		"a": {srl.Every(3, 10*time.Second)},
+		"b": {srl.Every(2, 5*time.Second), srl.Every(5, 30*time.Second)},
+		"c": {{Name: "tok", Dimension: srl.DimTokens, Limit: 100, Window: 10 * time.Second}, srl.Every(4, 10*time.Second)},
+	}
+	server := []srl.Limit{
+		{Name: "q", Dimension: srl.DimRequests, Limit: 5, Window: 10 * time.Second},
+		{Name: "t", Dimension: srl.DimTokens, Limit: 100, Window: 20 * time.Second},
+		{Name: "m", Dimension: srl.DimRequests, Limit: 7, Window: time.Minute},
+	}
+	seqs := map[string][]uint64{}
+	for step := range 3000 {
+		key := keys[rng.IntN(len(keys))]
+		var what string
+		switch op := rng.IntN(10); {
+		case op < 6:
+			r := srl.AcquireRequest{Key: key, Defaults: defaults[key]}
+			switch rng.IntN(3) {
+			case 0:
+				r.MaxWait = 0
+			case 1:
+				r.MaxWait = time.Duration(rng.IntN(20)) * time.Second
+			default:
+				r.MaxWait = srl.Forever
+			}
+			if rng.IntN(2) == 0 {
+				r.Costs = []srl.Cost{{Dimension: srl.DimTokens, Amount: float64(rng.IntN(60))}}
+			}
+			got, gerr := b.Acquire(ctx, r)
+			want, werr := m.Acquire(ctx, r)
+			what = fmt.Sprintf("acquire %+v", r)
+			require.Equal(t, werr != nil, gerr != nil, "step %d %s: errors %v / %v", step, what, werr, gerr)
+			if want.OK {
+				seqs[key] = append(seqs[key], want.Seq)
+			} else {
+				got.Seq = 0 // memory leaves Seq zero when nothing was granted
+			}
+			require.Equal(t, want, got, "step %d %s", step, what)
+		case op < 9:
+			var u srl.Update
+			for _, l := range server {
+				if rng.IntN(2) == 0 {
+					continue
+				}
+				q := srl.QuotaUpdate{Limit: l}
+				if rng.IntN(4) > 0 {
+					q.Remaining, q.HasRemaining = float64(rng.IntN(int(l.Limit)+2)-1), true
+				}
+				if rng.IntN(4) > 0 {
+					q.ResetIn, q.HasReset = time.Duration(rng.Int64N(int64(l.Window)*3/2)), true
+				}
+				u.Quotas = append(u.Quotas, q)
+			}
+			if rng.IntN(8) == 0 {
+				u.BlockFor = time.Duration(rng.Int64N(int64(15 * time.Second)))
+			}
+			if s := seqs[key]; len(s) > 0 && rng.IntN(3) > 0 {
+				u.SentSeq = s[rng.IntN(len(s))]
+			}
+			what = fmt.Sprintf("observe %s %+v", key, u)
+			require.NoError(t, b.Observe(ctx, key, u), what)
+			require.NoError(t, m.Observe(ctx, key, u), what)
+		default:
+			d := time.Duration(rng.Int64N(int64(8 * time.Second)))
+			if rng.IntN(3) == 0 {
+				d = time.Duration(rng.IntN(1000)) * time.Millisecond
+			}
+			now += int64(d)
+			fake.Advance(d)
+			setNow(t, b, now)
+			what = "advance " + d.String()
+		}
+		for _, k := range keys {
+			want, werr := m.Status(ctx, k)
+			got, gerr := b.Status(ctx, k)
+			if werr != nil || gerr != nil {
+				require.Equal(t, werr != nil, gerr != nil, "step %d after %s: status %s: %v / %v", step, what, k, werr, gerr)
+				continue
+			}
+			require.Equal(t, want.Seq, got.Seq, "step %d after %s: key %s seq", step, what, k)
+			require.Equal(t, !want.BlockedUntil.IsZero(), !got.BlockedUntil.IsZero(), "step %d after %s: key %s blocked", step, what, k)
+			if !want.BlockedUntil.IsZero() {
+				require.Equal(t, want.BlockedUntil.Sub(fake.Now()), got.BlockedUntil.Sub(time.Unix(0, now)), "step %d after %s: key %s blocked until", step, what, k)
+			}
+			require.Len(t, got.Limits, len(want.Limits), "step %d after %s: key %s limits %+v / %+v", step, what, k, want.Limits, got.Limits)
+			for i := range want.Limits {
+				w, g := want.Limits[i], got.Limits[i]
+				require.True(t, w.Limit.Same(g.Limit) && w.Limit.Limit == g.Limit.Limit && w.Window == g.Window && w.Source == g.Source,
+					"step %d after %s: key %s limit %d: %+v / %+v", step, what, k, i, w, g)
+				require.Equal(t, w.Remaining, g.Remaining, "step %d after %s: key %s limit %s remaining", step, what, k, w.Limit)
+				require.Equal(t, w.Reserved, g.Reserved, "step %d after %s: key %s limit %s reserved", step, what, k, w.Limit)
+				require.Equal(t, w.ResetAt.Sub(fake.Now()), g.ResetAt.Sub(time.Unix(0, now)), "step %d after %s: key %s limit %s reset", step, what, k, w.Limit)
+			}
+		}
+	}
+}
