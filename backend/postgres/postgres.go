@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -368,16 +370,31 @@ type acquireArgs struct {
 	wins               []int64
 }
 
+// validLimit checks l, and that its name and dimension can be stored as
+// PostgreSQL text (valid UTF-8 without NUL).
+func validLimit(l *smartratelimit.Limit) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	for _, s := range []string{l.Name, string(l.Dimension)} {
+		if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+			return fmt.Errorf("%w: name or dimension %q holds a NUL byte or invalid UTF-8", smartratelimit.ErrInvalidLimit, s)
+		}
+	}
+	return nil
+}
+
 // validLimits checks every limit; unique also rejects two limits of the
 // same name and dimension.
 func validLimits(ls []smartratelimit.Limit, unique bool) error {
-	for i, l := range ls {
-		if err := l.Validate(); err != nil {
+	for i := range ls {
+		l := &ls[i]
+		if err := validLimit(l); err != nil {
 			return err
 		}
 		if unique {
 			for _, o := range ls[:i] {
-				if o.Same(l) {
+				if o.Same(*l) {
 					return fmt.Errorf("%w: two limits named %q of %s", smartratelimit.ErrInvalidLimit, l.Name, l.Dimension.OrRequests())
 				}
 			}
@@ -403,8 +420,8 @@ func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Upda
 		hasRem, hasRs = make([]bool, 0, n), make([]bool, 0, n)
 	)
 	for _, q := range u.Quotas {
-		if q.Limit.Validate() != nil {
-			continue // a limit no backend could enforce: ignored, as by the memory backend
+		if validLimit(&q.Limit) != nil {
+			continue // a limit that cannot be enforced or stored: ignored, as by the memory backend
 		}
 		rem, hr := q.Remaining, q.HasRemaining && !math.IsNaN(q.Remaining) && !math.IsInf(q.Remaining, 0)
 		if !hr {

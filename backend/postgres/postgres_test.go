@@ -1,0 +1,314 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/pgtest"
+)
+
+func TestTwoInstancesShareState(t *testing.T) {
+	b1, dsn, schema := newTest(t)
+	b2, err := New(ctxT(t), dsn, WithSchema(schema), WithFailClosed())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b2.Close() })
+	ctx := ctxT(t)
+	lim := srl.Every(4, time.Hour)
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted := 0
+	for _, b := range []*Backend{b1, b2, b1, b2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				r, err := b.Acquire(ctx, req("shared", 0, lim))
+				if assert.NoError(t, err) && r.OK {
+					mu.Lock()
+					granted++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 4, granted, "both processes draw from one bucket")
+
+	// A block observed by one instance stops the other, and reservations
+	// are paced across them.
+	require.NoError(t, b1.Observe(ctx, "other", srl.Update{BlockFor: time.Minute}))
+	r, err := b2.Acquire(ctx, req("other", 0, lim))
+	require.NoError(t, err)
+	assert.False(t, r.OK)
+	assert.True(t, r.Blocked)
+	st, err := b2.Status(ctx, "shared")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4), st.Seq)
+	w1, err := b1.Acquire(ctx, req("shared", srl.Forever, lim))
+	require.NoError(t, err)
+	w2, err := b2.Acquire(ctx, req("shared", srl.Forever, lim))
+	require.NoError(t, err)
+	assert.InDelta(t, (15 * time.Minute).Seconds(), (w2.Wait - w1.Wait).Seconds(), 1, "slots paced across instances")
+}
+
+func TestMigrationRace(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema := pgtest.Schema(t, dsn)
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := New(ctx, dsn, WithSchema(schema), WithFailClosed(), WithPoolSize(1))
+			if err == nil {
+				_, err = b.Acquire(ctx, req("k", 0, srl.PerSecond(10)))
+				_ = b.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.NoError(t, err, "New %d", i)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var rows, version int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*), max(version) FROM `+pgx.Identifier{schema, versionTable}.Sanitize()).Scan(&rows, &version))
+	assert.Equal(t, 1, rows)
+	assert.Equal(t, schemaVersion, version)
+}
+
+func TestHostileKeys(t *testing.T) {
+	b, dsn, schema := newTest(t)
+	ctx := ctxT(t)
+	lim := srl.Every(1, time.Hour)
+	keys := []string{
+		"'; DROP TABLE buckets; --",
+		`"; DROP SCHEMA ` + schema + ` CASCADE; --`,
+		"nul\x00inside",
+		"\x00",
+		"invalid utf-8 \xff\xfe",
+		"ünïcødé 日本語 🚦",
+		strings.Repeat("k", 10_000),
+		strings.Repeat("日本", 5_000),
+		"",
+		`\x41 $1 %s $$ $srl$`,
+	}
+	for _, k := range keys {
+		r, err := b.Acquire(ctx, req(k, 0, lim))
+		require.NoError(t, err, "key %q", k)
+		assert.True(t, r.OK)
+		r, err = b.Acquire(ctx, req(k, 0, lim))
+		require.NoError(t, err)
+		assert.False(t, r.OK, "key %.40q has its own bucket", k)
+		require.NoError(t, b.Observe(ctx, k, srl.Update{Quotas: []srl.QuotaUpdate{{Limit: srl.Limit{Name: k[:min(len(k), 200)], Limit: 3, Window: time.Minute}}}}))
+		dim := srl.Dimension(k[:min(len(k), 100)])
+		err = b.SetLimits(ctx, k, []srl.Limit{{Name: "o", Dimension: dim, Limit: 1, Window: time.Minute}})
+		if strings.Contains(string(dim), "\x00") || !utf8.ValidString(string(dim)) {
+			assert.ErrorIs(t, err, srl.ErrInvalidLimit, "a limit name must be storable text")
+		} else {
+			require.NoError(t, err)
+		}
+		st, err := b.Status(ctx, k)
+		require.NoError(t, err)
+		assert.Equal(t, k, st.Key)
+	}
+	got, err := b.Keys(ctx)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, keys, got)
+	for _, k := range keys {
+		require.NoError(t, b.Clear(ctx, k))
+	}
+	got, err = b.Keys(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	assertTableExists(t, dsn, schema, DefaultTable)
+}
+
+func assertTableExists(t *testing.T, dsn, schema, table string) {
+	t.Helper()
+	ctx := ctxT(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2`, schema, table).Scan(&n))
+	assert.Equal(t, 1, n, "table %q.%q", schema, table)
+}
+
+func TestHostileIdentifiers(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := ctxT(t)
+	for _, tc := range []struct{ table string }{
+		{`buckets"; DROP TABLE x; --`},
+		{`Mixed Case $srl$ $$ 'q'`},
+		{"日本語"},
+	} {
+		schema := pgtest.Schema(t, dsn) + `"; --`
+		t.Cleanup(func() {
+			conn, err := pgx.Connect(context.Background(), dsn)
+			if err == nil {
+				_, _ = conn.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+				conn.Close(context.Background())
+			}
+		})
+		b, err := New(ctx, dsn, WithSchema(schema), WithTable(tc.table), WithFailClosed())
+		require.NoError(t, err, "table %q", tc.table)
+		r, err := b.Acquire(ctx, req("k", 0, srl.PerMinute(1)))
+		require.NoError(t, err)
+		assert.True(t, r.OK)
+		_, err = b.sweep(ctx)
+		require.NoError(t, err)
+		require.NoError(t, b.Close())
+		assertTableExists(t, dsn, schema, tc.table)
+	}
+	for _, opts := range [][]Option{
+		{WithSchema("")},
+		{WithSchema("nul\x00")},
+		{WithSchema(strings.Repeat("s", 64))},
+		{WithTable(strings.Repeat("t", 53))},
+		{WithTable(versionTable)},
+		{WithPoolSize(0)},
+		{WithLockTimeout(-1)},
+		{WithStatementTimeout(-time.Second)},
+		{WithIdleTTL(0)},
+		{WithFallback(nil)},
+	} {
+		_, err := New(ctx, dsn, opts...)
+		assert.ErrorIs(t, err, ErrInvalidOption)
+		assert.ErrorIs(t, err, srl.ErrInvalidLimit)
+	}
+	_, err := New(ctx, "postgres://user:s3cret@[::1", WithFailClosed())
+	require.ErrorIs(t, err, ErrInvalidOption)
+	assert.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestAcquireErrors(t *testing.T) {
+	b, _, _ := newTest(t)
+	ctx := ctxT(t)
+	_, err := b.Acquire(ctx, req("k", 0, srl.Limit{Limit: 0, Window: time.Second}))
+	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
+	_, err = b.Acquire(ctx, srl.AcquireRequest{Key: "k", Defaults: []srl.Limit{srl.PerSecond(2)}, Costs: []srl.Cost{{Dimension: srl.DimRequests, Amount: 3}}})
+	assert.ErrorIs(t, err, srl.ErrCostExceedsLimit)
+	assert.NotErrorIs(t, err, srl.ErrBackendUnavailable)
+	_, err = b.Status(ctx, "never seen")
+	assert.ErrorIs(t, err, srl.ErrUnknownKey)
+	assert.ErrorIs(t, b.SetLimits(ctx, "k", []srl.Limit{srl.PerSecond(1), srl.PerSecond(2)}), srl.ErrInvalidLimit)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = b.Acquire(cctx, req("k", 0, srl.PerSecond(1)))
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, srl.ErrRateLimited)
+}
+
+func TestStormSeparatePoolsHotKey(t *testing.T) {
+	b, _, _ := newTest(t, WithPoolSize(8))
+	ctx := ctxT(t)
+	lim := srl.Every(50, time.Hour)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, waits := 0, map[time.Duration]bool{}
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := b.Acquire(ctx, req("storm", 0, lim))
+			require.NoError(t, err)
+			r2, err := b.Acquire(ctx, req("storm-wait", srl.Forever, srl.Every(10, time.Hour)))
+			require.NoError(t, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if r.OK {
+				ok++
+			}
+			waits[r2.Wait.Round(time.Second)] = true
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 50, ok)
+	// 10 immediate, then 54 paced slots (6 minutes apart): 55 distinct waits.
+	assert.Len(t, waits, 55)
+}
+
+func TestMaintenanceDeletesIdleRows(t *testing.T) {
+	b, _, _ := newTest(t, WithIdleTTL(time.Millisecond))
+	ctx := ctxT(t)
+	lim := srl.Every(1, time.Hour)
+	for _, k := range []string{"idle", "reserved", "blocked", "override"} {
+		_, err := b.Acquire(ctx, req(k, 0, lim))
+		require.NoError(t, err)
+	}
+	_, err := b.Acquire(ctx, req("reserved", srl.Forever, lim)) // a slot an hour ahead
+	require.NoError(t, err)
+	require.NoError(t, b.Observe(ctx, "blocked", srl.Update{BlockFor: time.Hour}))
+	require.NoError(t, b.SetLimits(ctx, "override", []srl.Limit{srl.PerSecond(5)}))
+	time.Sleep(5 * time.Millisecond)
+	n, err := b.sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	keys, err := b.Keys(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"blocked", "override", "reserved"}, keys)
+
+	// Only one process sweeps at a time.
+	conn, err := b.db.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, sweepClass, b.n.sweepKey)
+	require.NoError(t, err)
+	n, err = b.sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(-1), n, "another process holds the maintenance lock")
+}
+
+func TestNewFromPoolLeavesPoolOpen(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema := pgtest.Schema(t, dsn)
+	ctx := ctxT(t)
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	defer pool.Close()
+	b, err := NewFromPool(ctx, pool, WithSchema(schema), WithFailClosed())
+	require.NoError(t, err)
+	r, err := b.Acquire(ctx, req("k", 0, srl.PerSecond(1)))
+	require.NoError(t, err)
+	assert.True(t, r.OK)
+	require.NoError(t, b.Close())
+	require.NoError(t, pool.Ping(ctx), "the caller's pool stays open")
+	_, err = b.Acquire(ctx, req("k", 0, srl.PerSecond(1)))
+	assert.True(t, errors.Is(err, srl.ErrClosed))
+}
+
+func TestHOTUpdatesOnly(t *testing.T) {
+	b, dsn, schema := newTest(t)
+	ctx := ctxT(t)
+	for range 200 {
+		_, err := b.Acquire(ctx, req("hot", 0, srl.Every(1e9, time.Hour)))
+		require.NoError(t, err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var indexes int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, schema, DefaultTable).Scan(&indexes))
+	assert.Equal(t, 1, indexes, "the primary key is the only index")
+}
