@@ -1,0 +1,659 @@
+package headerparse
+
+import (
+	"math"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// Parser turns a response's status and headers into an Observation. The
+// zero value reads the standard formats only; set Mapping to read an API's
+// own headers first (see [Mapping]). A Parser holds no state: one value may
+// be used by many goroutines at once.
+//
+// Profiles per host are the caller's business: the middleware keeps a
+// host→Mapping map and uses a Parser with the response host's Mapping.
+type Parser struct {
+	// Mapping, when not nil, names headers to read before the standard formats.
+	Mapping *Mapping
+}
+
+// Parse reads every rate-limit header format this package knows from h
+// (see the package documentation) and returns what they say. received is
+// when the response arrived; relative values count from it, and absolute
+// times are converted against the response's Date header when it has a
+// valid one (else against received), so a wrong local clock changes
+// nothing. Parse never panics and never reads the clock.
+//
+// Parse is (&Parser{}).Parse: the standard formats only.
+func Parse(status int, h http.Header, received time.Time) srl.Observation {
+	var p Parser
+	return p.Parse(status, h, received)
+}
+
+// Parse reads p.Mapping's headers, when set, then every standard format,
+// and returns what they say; see the package-level [Parse].
+func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observation {
+	c := ctx{h: h, received: received, mapIdx: -1}
+	c.obs.Status = status
+	c.obs.Received = received
+	c.scan()
+	if p != nil && p.Mapping != nil {
+		c.mapping(p.Mapping)
+	}
+	if c.fam&famXRL != 0 {
+		c.xRateLimit()
+	}
+	if c.fam&famOpenAI != 0 {
+		c.openAI()
+	}
+	if c.fam&famXRLDyn != 0 {
+		c.xRateLimitSuffixed()
+	}
+	if c.fam&famLinear != 0 {
+		c.linear()
+	}
+	if c.fam&famXRateL != 0 {
+		c.xRateLimitDash()
+	}
+	if c.fam&(famIETF|famBeta) != 0 && !c.cached() {
+		if c.fam&famIETF != 0 {
+			c.ietf(&ietfStd)
+		}
+		if c.fam&famBeta != 0 {
+			c.ietf(&ietfBeta)
+		}
+	}
+	if c.fam&famAnthropic != 0 {
+		c.anthropic()
+	}
+	if c.fam&famShopify != 0 {
+		c.shopify()
+	}
+	if c.fam&famSalesforce != 0 {
+		c.salesforce()
+	}
+	if c.fam&famHubSpot != 0 {
+		c.hubspot()
+	}
+	if c.fam&famAzure != 0 {
+		c.azure()
+	}
+	if c.fam&famRetry != 0 {
+		c.retry()
+	}
+	c.finish()
+	return c.obs
+}
+
+// Sources: the header family each quota came from.
+const (
+	srcMapping    = "mapping"
+	srcXRL        = "x-ratelimit"
+	srcGitHub     = "github"
+	srcDiscord    = "discord"
+	srcOpenAI     = "openai"
+	srcKong       = "kong"
+	srcLinear     = "linear"
+	srcXRateLimit = "x-rate-limit"
+	srcGitLab     = "gitlab"
+	srcAnthropic  = "anthropic"
+	srcShopify    = "shopify"
+	srcSalesforce = "salesforce"
+	srcHubSpot    = "hubspot"
+	srcAzure      = "azure"
+)
+
+// Header families, found by one pass over the header names.
+const (
+	famXRL        uint32 = 1 << iota // X-RateLimit-{Limit,Remaining,Reset,Used,Reset-After,Resource,Bucket,...}
+	famOpenAI                        // X-RateLimit-{Limit,Remaining,Reset}-{Requests,Tokens}
+	famXRLDyn                        // other X-RateLimit-{Limit,Remaining,Reset}-<suffix> (Kong windows, OpenAI extras)
+	famLinear                        // X-RateLimit-{Requests,Complexity}-*
+	famXRateL                        // X-Rate-Limit, X-Rate-Limit-*
+	famIETF                          // RateLimit, RateLimit-*
+	famBeta                          // Beta-RateLimit, Beta-RateLimit-*
+	famRetry                         // Retry-After, Retry-After-Ms, X-Retry-In, X-RateLimit-Retry-After
+	famAnthropic                     // Anthropic-RateLimit-*
+	famShopify                       // X-Shopify-Shop-Api-Call-Limit
+	famSalesforce                    // Sforce-Limit-Info
+	famHubSpot                       // X-HubSpot-RateLimit-*
+	famAzure                         // X-Ms-RateLimit-Remaining-*
+	famAge                           // Age
+	famDate                          // Date
+)
+
+const (
+	prefixXRL   = "x-ratelimit-"
+	prefixAzure = "x-ms-ratelimit-remaining-"
+)
+
+// ctx is the state of one Parse call. It lives on the stack.
+type ctx struct {
+	h        http.Header
+	received time.Time
+	obs      srl.Observation
+
+	fam  uint32
+	odd  [maxKeys]string // names of interest not in canonical form
+	nOdd int
+	dyn  [maxKeys]string // names of interest whose suffix carries meaning
+	nDyn int
+
+	base    time.Time
+	baseSet bool
+
+	consumed  [5]string // canonical header names the Mapping read
+	nConsumed int
+	mapIdx    int // index of the Mapping's quota in obs.Quotas, or -1
+	mapWindow time.Duration
+}
+
+// scan makes one pass over the header names, without allocating: it notes
+// which families are present, remembers the names whose suffix carries
+// meaning, and remembers the names of interest that are not in canonical
+// form (set by direct map assignment) so that lookups of precomputed
+// canonical names can fall back to them.
+func (c *ctx) scan() {
+	for k := range c.h {
+		f, dyn := classify(k)
+		if f == 0 {
+			continue
+		}
+		c.fam |= f
+		if dyn && c.nDyn < maxKeys {
+			c.dyn[c.nDyn] = k
+			c.nDyn++
+		}
+		if !isCanonical(k) && c.nOdd < maxKeys {
+			c.odd[c.nOdd] = k
+			c.nOdd++
+		}
+	}
+}
+
+// classify returns the family of the header name k, and whether k's
+// suffix carries meaning (so the name itself must be kept).
+func classify(k string) (uint32, bool) {
+	if len(k) < 3 {
+		return 0, false
+	}
+	switch lower(k[0]) {
+	case 'x':
+		switch {
+		case hasPrefixFold(k, prefixXRL):
+			return classifyXRL(k[len(prefixXRL):])
+		case hasPrefixFold(k, "x-rate-limit-") || equalFold(k, "x-rate-limit"):
+			return famXRateL, false
+		case equalFold(k, "x-retry-in"):
+			return famRetry, false
+		case equalFold(k, "x-shopify-shop-api-call-limit"):
+			return famShopify, false
+		case hasPrefixFold(k, "x-hubspot-ratelimit-"):
+			return famHubSpot, false
+		case hasPrefixFold(k, prefixAzure) && len(k) > len(prefixAzure):
+			return famAzure, true
+		}
+	case 'r':
+		if hasPrefixFold(k, "ratelimit") && (len(k) == 9 || k[9] == '-') {
+			return famIETF, false
+		}
+		if equalFold(k, "retry-after") || equalFold(k, "retry-after-ms") {
+			return famRetry, false
+		}
+	case 'b':
+		if hasPrefixFold(k, "beta-ratelimit") && (len(k) == 14 || k[14] == '-') {
+			return famBeta, false
+		}
+	case 'a':
+		if hasPrefixFold(k, "anthropic-ratelimit-") {
+			return famAnthropic, false
+		}
+		if equalFold(k, "age") {
+			return famAge, false
+		}
+	case 's':
+		if equalFold(k, "sforce-limit-info") {
+			return famSalesforce, false
+		}
+	case 'd':
+		if equalFold(k, "date") {
+			return famDate, false
+		}
+	}
+	return 0, false
+}
+
+var xrlKinds = [...]string{"limit-", "remaining-", "reset-"}
+
+func classifyXRL(rest string) (uint32, bool) {
+	for _, kind := range xrlKinds {
+		if !hasPrefixFold(rest, kind) {
+			continue
+		}
+		tail := rest[len(kind):]
+		switch {
+		case equalFold(tail, "requests") || equalFold(tail, "tokens"):
+			return famOpenAI, false
+		case kind == "reset-" && equalFold(tail, "after"), tail == "":
+			return famXRL, false
+		}
+		return famXRLDyn, true
+	}
+	switch {
+	case equalFold(rest, "retry-after"):
+		return famRetry, false
+	case hasPrefixFold(rest, "requests-") || hasPrefixFold(rest, "complexity-"):
+		return famLinear, false
+	}
+	return famXRL, false
+}
+
+// raw returns the first value of the header with canonical name canon,
+// also under a non-canonical key of the same name.
+func (c *ctx) raw(canon string) string {
+	if v := c.h[canon]; len(v) > 0 {
+		return v[0]
+	}
+	for _, k := range c.odd[:c.nOdd] {
+		if len(k) == len(canon) && strings.EqualFold(k, canon) {
+			if v := c.h[k]; len(v) > 0 {
+				return v[0]
+			}
+		}
+	}
+	return ""
+}
+
+// get is raw for the standard formats: a header the Mapping read is absent.
+func (c *ctx) get(canon string) string {
+	if c.isConsumed(canon) {
+		return ""
+	}
+	return c.raw(canon)
+}
+
+// lines returns every field line of the header canon (RFC 9651 joins them
+// with ", "), also under non-canonical keys of the same name.
+func (c *ctx) lines(canon string) []string {
+	if c.isConsumed(canon) {
+		return nil
+	}
+	v := c.h[canon]
+	for _, k := range c.odd[:c.nOdd] {
+		if len(k) == len(canon) && strings.EqualFold(k, canon) {
+			v = append(v[:len(v):len(v)], c.h[k]...)
+		}
+	}
+	return v
+}
+
+func (c *ctx) isConsumed(name string) bool {
+	for _, k := range c.consumed[:c.nConsumed] {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// touched reports whether the Mapping read any of the names.
+func (c *ctx) touched(names ...string) bool {
+	if c.nConsumed == 0 {
+		return false
+	}
+	for _, n := range names {
+		if c.isConsumed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// cached reports a response served from a cache (Age > 0); the RateLimit
+// drafts say clients should then ignore the RateLimit fields.
+func (c *ctx) cached() bool {
+	if c.fam&famAge == 0 {
+		return false
+	}
+	n, ok := number(c.raw("Age"))
+	return ok && n > 0
+}
+
+// dateBase is the instant absolute times are converted against: the Date
+// header when valid, else received.
+func (c *ctx) dateBase() time.Time {
+	if !c.baseSet {
+		c.baseSet = true
+		c.base = c.received
+		if t, ok := httpDate(c.raw("Date")); ok {
+			c.base = t
+		}
+	}
+	return c.base
+}
+
+func (c *ctx) until(t time.Time) srl.Opt[time.Duration] {
+	return srl.Some(clampDur(t.Sub(c.dateBase())))
+}
+
+// untilUnix converts a Unix time in seconds.
+func (c *ctx) untilUnix(v float64) srl.Opt[time.Duration] {
+	b := c.dateBase()
+	now := float64(b.Unix()) + float64(b.Nanosecond())/1e9
+	return srl.Some(seconds(v - now))
+}
+
+// reset reads a reset value written in format f.
+func (c *ctx) reset(v string, f ResetFormat) srl.Opt[time.Duration] {
+	v = trimOWS(v)
+	if v == "" || len(v) > maxValueLen {
+		return srl.Opt[time.Duration]{}
+	}
+	switch f {
+	case ResetAuto:
+		return c.resetAuto(v)
+	case ResetDeltaSeconds, ResetDeltaMillis, ResetEpochSeconds, ResetEpochMillis:
+		n, ok := number(v)
+		if !ok {
+			break
+		}
+		switch f {
+		case ResetDeltaSeconds:
+			return srl.Some(seconds(n))
+		case ResetDeltaMillis:
+			return srl.Some(seconds(n / 1e3))
+		case ResetEpochSeconds:
+			return c.untilUnix(n)
+		default:
+			return c.untilUnix(n / 1e3)
+		}
+	case ResetHTTPDate:
+		if t, ok := httpDate(v); ok {
+			return c.until(t)
+		}
+	case ResetRFC3339:
+		if t, ok := isoTime(v); ok {
+			return c.until(t)
+		}
+	case ResetDuration:
+		if d, ok := goDuration(v); ok {
+			return srl.Some(d)
+		}
+	}
+	return srl.Opt[time.Duration]{}
+}
+
+// resetAuto guesses the format of a reset value; see [ResetAuto].
+func (c *ctx) resetAuto(v string) srl.Opt[time.Duration] {
+	if n, ok := number(v); ok {
+		switch {
+		case n > 1e12:
+			return c.untilUnix(n / 1e3)
+		case n > 1e9:
+			return c.untilUnix(n)
+		}
+		return srl.Some(seconds(n))
+	}
+	if t, ok := httpDate(v); ok {
+		return c.until(t)
+	}
+	if t, ok := isoTime(v); ok {
+		return c.until(t)
+	}
+	if d, ok := goDuration(v); ok {
+		return srl.Some(d)
+	}
+	return srl.Opt[time.Duration]{}
+}
+
+// resetPrefer reads v in the format f a provider documents, and guesses
+// when v is not in that format.
+func (c *ctx) resetPrefer(v string, f ResetFormat) srl.Opt[time.Duration] {
+	if r := c.reset(v, f); r.Valid {
+		return r
+	}
+	return c.reset(v, ResetAuto)
+}
+
+// retryValue reads a retry hint: seconds (decimals allowed), an HTTP-date,
+// or a Go duration.
+func (c *ctx) retryValue(v string) srl.Opt[time.Duration] {
+	v = trimOWS(v)
+	if v == "" || len(v) > maxValueLen {
+		return srl.Opt[time.Duration]{}
+	}
+	if n, ok := number(v); ok {
+		return srl.Some(seconds(n))
+	}
+	if t, ok := httpDate(v); ok {
+		return c.until(t)
+	}
+	if d, ok := goDuration(v); ok {
+		return srl.Some(d)
+	}
+	return srl.Opt[time.Duration]{}
+}
+
+// add appends q when it says anything.
+func (c *ctx) add(q srl.Quota) {
+	if !q.Limit.Valid && !q.Remaining.Valid && !q.ResetIn.Valid {
+		return
+	}
+	if len(c.obs.Quotas) >= maxQuotas {
+		return
+	}
+	if c.obs.Quotas == nil {
+		c.obs.Quotas = make([]srl.Quota, 0, 4)
+	}
+	c.obs.Quotas = append(c.obs.Quotas, q)
+}
+
+// emit adds q, or, when the Mapping read some of q's headers, completes
+// the Mapping's quota with it.
+func (c *ctx) emit(q srl.Quota, touched bool) {
+	if touched && c.mapIdx >= 0 {
+		fill(&c.obs.Quotas[c.mapIdx], &q)
+		return
+	}
+	c.add(q)
+}
+
+// emitMain emits the quota the draft-03 style "expiring limit" describes:
+// it completes the first quota policy since index from that has the same
+// limit and no remaining count yet, else it is emitted on its own.
+func (c *ctx) emitMain(q srl.Quota, from int, touched bool) {
+	if q.Limit.Valid && !touched {
+		for i := from; i < len(c.obs.Quotas); i++ {
+			p := &c.obs.Quotas[i]
+			if !p.Remaining.Valid && p.Limit.Valid && p.Limit.Value == q.Limit.Value && !p.ResetIn.Valid {
+				*p, q = q, *p
+				fill(p, &q)
+				return
+			}
+		}
+	}
+	c.emit(q, touched)
+}
+
+// fill copies into dst what src knows and dst does not.
+func fill(dst, src *srl.Quota) {
+	if dst.Name == "" {
+		dst.Name = src.Name
+	}
+	if !dst.Limit.Valid {
+		dst.Limit = src.Limit
+	}
+	if !dst.Remaining.Valid {
+		dst.Remaining = src.Remaining
+	}
+	if !dst.ResetIn.Valid {
+		dst.ResetIn = src.ResetIn
+	}
+	if !dst.Window.Valid {
+		dst.Window = src.Window
+	}
+	if dst.PartitionKey == "" {
+		dst.PartitionKey = src.PartitionKey
+	}
+}
+
+// settle derives Limit as Used+Remaining, or Remaining as Limit−Used
+// (never below zero), when one is missing.
+func settle(q *srl.Quota, used srl.Opt[float64]) {
+	if !used.Valid {
+		return
+	}
+	switch {
+	case !q.Limit.Valid && q.Remaining.Valid:
+		q.Limit = optLimit(used.Value+q.Remaining.Value, true)
+	case q.Limit.Valid && !q.Remaining.Valid:
+		q.Remaining = optCount(math.Max(q.Limit.Value-used.Value, 0), true)
+	}
+}
+
+// finish applies the invariants, merges duplicates and decides Limited.
+func (c *ctx) finish() {
+	qs := c.obs.Quotas
+	if c.mapIdx >= 0 && !qs[c.mapIdx].Window.Valid && c.mapWindow > 0 {
+		qs[c.mapIdx].Window = window(c.mapWindow)
+	}
+	n := 0
+	for i := range qs {
+		q := qs[i]
+		sanitize(&q)
+		if q.Limit.Valid || q.Remaining.Valid || q.ResetIn.Valid {
+			qs[n] = q
+			n++
+		}
+	}
+	qs = dedupe(qs[:n])
+	if len(qs) == 0 {
+		qs = nil
+	}
+	c.obs.Quotas = qs
+
+	switch c.obs.Status {
+	case http.StatusTooManyRequests:
+		c.obs.Limited = true
+	case http.StatusServiceUnavailable:
+		c.obs.Limited = c.obs.RetryAfter.Valid
+	case http.StatusForbidden:
+		c.obs.Limited = c.obs.RetryAfter.Valid
+		for i := range qs {
+			if qs[i].Remaining.Valid && qs[i].Remaining.Value == 0 {
+				c.obs.Limited = true
+			}
+		}
+	}
+}
+
+// sanitize enforces the Observation invariants on q, whatever a family
+// reader did: a known limit is positive and finite, a known remaining
+// count non-negative and finite, durations within [0, MaxWindow], windows
+// positive, names and dimensions bounded.
+func sanitize(q *srl.Quota) {
+	if q.Limit.Valid && !(q.Limit.Value > 0 && q.Limit.Value <= maxCount) {
+		q.Limit = srl.Opt[float64]{}
+	}
+	if q.Remaining.Valid && !(q.Remaining.Value >= 0 && q.Remaining.Value <= maxCount) {
+		q.Remaining = srl.Opt[float64]{}
+	}
+	if q.ResetIn.Valid {
+		q.ResetIn.Value = clampDur(q.ResetIn.Value)
+	}
+	if q.Window.Valid {
+		q.Window = window(q.Window.Value)
+	}
+	if len(q.Dimension) > maxDimLen {
+		q.Dimension = ""
+	}
+	q.Dimension = q.Dimension.OrRequests()
+	q.Name = clip(q.Name, maxNameLen)
+	q.PartitionKey = clip(q.PartitionKey, maxNameLen)
+}
+
+// dedupe merges quotas that two header families report for the same
+// thing (express-rate-limit's legacy and draft headers, Kong's per-window
+// and RateLimit-* headers): same dimension, limit and remaining count,
+// compatible names and windows, different sources. The first one stays,
+// completed by the others.
+func dedupe(qs []srl.Quota) []srl.Quota {
+	for i := 0; i < len(qs); i++ {
+		for j := i + 1; j < len(qs); j++ {
+			if same(&qs[i], &qs[j]) {
+				fill(&qs[i], &qs[j])
+				qs = append(qs[:j], qs[j+1:]...)
+				j--
+			}
+		}
+	}
+	return qs
+}
+
+func same(a, b *srl.Quota) bool {
+	return a.Source != b.Source && a.Dimension == b.Dimension &&
+		a.Limit.Valid && b.Limit.Valid && a.Limit.Value == b.Limit.Value &&
+		a.Remaining.Valid && b.Remaining.Valid && a.Remaining.Value == b.Remaining.Value &&
+		(a.Name == "" || b.Name == "" || a.Name == b.Name) &&
+		(!a.Window.Valid || !b.Window.Valid || a.Window.Value == b.Window.Value)
+}
+
+// mapping reads the headers a Mapping names.
+func (c *ctx) mapping(m *Mapping) {
+	read := func(name string) string {
+		if name == "" || c.nConsumed >= len(c.consumed) {
+			return ""
+		}
+		if !isCanonical(name) {
+			name = textproto.CanonicalMIMEHeaderKey(name)
+		}
+		c.consumed[c.nConsumed] = name
+		c.nConsumed++
+		if v := c.h[name]; len(v) > 0 {
+			return v[0]
+		}
+		for k, v := range c.h { // a key set by direct map assignment
+			if len(v) > 0 && strings.EqualFold(k, name) {
+				return v[0]
+			}
+		}
+		return ""
+	}
+	q := srl.Quota{Name: m.Name, Dimension: m.Dimension, Source: srcMapping}
+	q.Limit = optLimit(leadNumber(read(m.Limit)))
+	q.Remaining = optCount(leadNumber(read(m.Remaining)))
+	settle(&q, optCount(leadNumber(read(m.Used))))
+	q.ResetIn = c.reset(read(m.Reset), m.ResetFormat)
+	if r := c.retryValue(read(m.RetryAfter)); r.Valid {
+		c.obs.RetryAfter = r
+	}
+	c.mapWindow = m.Window
+	if q.Limit.Valid || q.Remaining.Valid || q.ResetIn.Valid {
+		c.mapIdx = len(c.obs.Quotas)
+		c.add(q)
+	}
+}
+
+// retry reads the retry hints, most precise first.
+func (c *ctx) retry() {
+	if c.obs.RetryAfter.Valid { // from the Mapping
+		return
+	}
+	if n, ok := number(c.get("Retry-After-Ms")); ok {
+		c.obs.RetryAfter = srl.Some(seconds(n / 1e3))
+		return
+	}
+	for _, name := range retryNames {
+		if r := c.retryValue(c.get(name)); r.Valid {
+			c.obs.RetryAfter = r
+			return
+		}
+	}
+}
+
+var retryNames = [...]string{"Retry-After", "X-Retry-In", "X-Ratelimit-Retry-After"}

@@ -1,0 +1,247 @@
+package headerparse
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+// Bounds on what one response may make the parser read or produce.
+const (
+	maxQuotas   = 64   // quotas in one Observation
+	maxItems    = 64   // members read from one list field
+	maxLines    = 64   // field lines read for one field name
+	maxKeys     = 64   // header names remembered by the key scan
+	maxCount    = 1e15 // counts above this are garbage (RFC 9651 integers stop here)
+	maxValueLen = 256  // longer scalar values (numbers, dates) are garbage
+	maxNameLen  = 200  // quota names are cut to this length
+	maxDimLen   = 100  // dimensions longer than this are dropped
+	maxWindowS  = 366 * 24 * 3600.0
+)
+
+// trimOWS removes optional whitespace (SP and HTAB) around s.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// number parses a non-negative decimal such as "42", "596.0" or
+// "1470173023.123". Signs, exponents, hex, "Inf" and "NaN" are refused, as
+// are values above maxCount.
+func number(s string) (float64, bool) {
+	s = trimOWS(s)
+	if s == "" || len(s) > 32 {
+		return 0, false
+	}
+	dot := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+		case c == '.' && !dot && i > 0 && i < len(s)-1:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v > maxCount {
+		return 0, false
+	}
+	return v, true
+}
+
+// leadNumber parses the number before the first ',' or ';' of s, so that
+// "100;w=60" and "10, 10;w=1" give 100 and 10.
+func leadNumber(s string) (float64, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ',' || s[i] == ';' {
+			return number(s[:i])
+		}
+	}
+	return number(s)
+}
+
+// optLimit returns v as a known limit when it is positive and finite.
+func optLimit(v float64, ok bool) srl.Opt[float64] {
+	if ok && v > 0 && v <= maxCount {
+		return srl.Some(v)
+	}
+	return srl.Opt[float64]{}
+}
+
+// optCount returns v as a known remaining count when it is non-negative and finite.
+func optCount(v float64, ok bool) srl.Opt[float64] {
+	if ok && v >= 0 && v <= maxCount {
+		return srl.Some(v)
+	}
+	return srl.Opt[float64]{}
+}
+
+// seconds converts a number of seconds to a duration clamped to
+// [0, MaxWindow], rounded to the microsecond (a float64 Unix time such as
+// 1470173023.123 is only good to about a quarter of a microsecond).
+func seconds(v float64) time.Duration {
+	switch {
+	case !(v > 0): // also NaN
+		return 0
+	case v >= maxWindowS:
+		return srl.MaxWindow
+	}
+	return time.Duration(math.Round(v*1e6)) * time.Microsecond
+}
+
+// clampDur clamps d to [0, MaxWindow].
+func clampDur(d time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d > srl.MaxWindow:
+		return srl.MaxWindow
+	}
+	return d
+}
+
+// window returns d as a known window when it is positive, clamped to MaxWindow.
+func window(d time.Duration) srl.Opt[time.Duration] {
+	if d <= 0 {
+		return srl.Opt[time.Duration]{}
+	}
+	return srl.Some(clampDur(d))
+}
+
+// goDuration parses an unsigned Go duration such as "6m0s", "20ms" or
+// "4m12.172s", clamped to MaxWindow.
+func goDuration(s string) (time.Duration, bool) {
+	s = trimOWS(s)
+	if s == "" || len(s) > 64 || !(isDigit(s[0]) || s[0] == '.') {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, false
+	}
+	return clampDur(d), true
+}
+
+// httpDate parses any of the three HTTP-date forms of RFC 9110.
+func httpDate(s string) (time.Time, bool) {
+	s = trimOWS(s)
+	if len(s) < 20 || len(s) > 64 || !isLetter(s[0]) {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(s)
+	return t, err == nil
+}
+
+// isoLayouts are the ISO 8601 shapes seen in reset headers: RFC 3339 (with
+// or without fractional seconds; Anthropic, Vimeo), Jira's minute precision
+// "2006-01-02T15:04Z", and offsets without a colon.
+var isoLayouts = [...]string{
+	time.RFC3339,
+	"2006-01-02T15:04Z07:00",
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02T15:04Z0700",
+	"2006-01-02 15:04:05Z07:00",
+}
+
+// isoTime parses an RFC 3339 or ISO 8601 timestamp with a time zone.
+func isoTime(s string) (time.Time, bool) {
+	s = trimOWS(s)
+	if len(s) < 17 || len(s) > 64 || !isDigit(s[0]) || s[4] != '-' {
+		return time.Time{}, false
+	}
+	for _, layout := range isoLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// ratio parses "used/limit" ("32/40") into used and limit.
+func ratio(s string) (used, limit float64, ok bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			u, ok1 := number(s[:i])
+			l, ok2 := number(s[i+1:])
+			return u, l, ok1 && ok2
+		}
+	}
+	return 0, 0, false
+}
+
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
+func isLetter(c byte) bool { return 'a' <= (c|0x20) && (c|0x20) <= 'z' }
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c | 0x20
+	}
+	return c
+}
+
+// hasPrefixFold reports whether s begins with prefix, ignoring ASCII case;
+// prefix must be lower case.
+func hasPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if lower(s[i]) != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFold reports whether s equals the lower-case ASCII string t, ignoring case.
+func equalFold(s, t string) bool { return len(s) == len(t) && hasPrefixFold(s, t) }
+
+// hasSuffixFold reports whether s ends with the lower-case suffix, ignoring case.
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && hasPrefixFold(s[len(s)-len(suffix):], suffix)
+}
+
+// isCanonical reports whether k is in the form textproto.CanonicalMIMEHeaderKey
+// produces (so that a direct map lookup with a canonical name finds it).
+func isCanonical(k string) bool {
+	up := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if up && 'a' <= c && c <= 'z' || !up && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		up = c == '-'
+	}
+	return true
+}
+
+// toLower returns s in lower case; it allocates only when s has upper case.
+func toLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lower(b[j])
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// clip cuts s to at most n bytes.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
