@@ -317,4 +317,3 @@ func TestDatabaseClock(t *testing.T) {
 	assert.True(t, r.Blocked)
 	assert.InDelta(t, 10, r.Wait.Seconds(), 1, "waits are relative, measured on the database clock")
 }
-

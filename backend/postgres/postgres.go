@@ -35,8 +35,8 @@ type Backend struct {
 	addr     string // host:port, for errors and logs
 	o        options
 	n        *names
-	relaxed  bool  // synchronous_commit = off per transaction
-	lockMS   int32 // lock_timeout per transaction, ms
+	relaxed  bool  // set synchronous_commit = off per transaction (caller's pool)
+	lockMS   int32 // lock_timeout per transaction, ms (caller's pool)
 	fallback smartratelimit.Backend
 
 	closed   atomic.Bool
@@ -118,10 +118,13 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 		addr:     addr,
 		o:        o,
 		n:        newNames(o.schema, o.table, o.now),
-		relaxed:  !o.syncCommit,
+		relaxed:  !o.syncCommit && !own,
 		lockMS:   int32(min(ceilMillis(o.lockTimeout), math.MaxInt32)),
 		fallback: o.fallback,
 		done:     make(chan struct{}),
+	}
+	if own {
+		b.lockMS = 0 // a pool of our own sets both per session
 	}
 	if b.fallback == nil && !o.failClosed && defaultFallback != nil {
 		b.fallback = defaultFallback()
