@@ -81,7 +81,7 @@ func benchAcquire(b *testing.B, keys int) {
 	}
 }
 
-func BenchmarkAcquireHotKey(b *testing.B)   { benchAcquire(b, 1) }
+func BenchmarkAcquireHotKey(b *testing.B)  { benchAcquire(b, 1) }
 func BenchmarkAcquire100Keys(b *testing.B) { benchAcquire(b, 100) }
 
 // testingProcs is GOMAXPROCS, which RunParallel multiplies by the parallelism.
