@@ -41,22 +41,25 @@ const (
 // send the plain trio.
 func (c *ctx) xRateLimit() {
 	q := srl.Quota{Dimension: srl.DimRequests, Source: srcXRL}
-	from := len(c.obs.Quotas)
-	q.Limit, q.Window = c.expiring(c.lines(hXRLLimit), srcXRL)
+	from := c.count()
+	q.Limit, q.Window = c.expiring(c.lines(hXRLLimit), srcXRL, true)
 	q.Remaining = optCount(leadNumber(c.get(hXRLRemaining)))
 	settle(&q, optCount(number(c.get(hXRLUsed))))
-	if d, ok := number(c.get(hXRLResetAfter)); ok {
-		q.ResetIn = srl.Some(seconds(d))
-		q.Source = srcDiscord
-	} else {
+	if c.fam&famXRLExtra != 0 {
+		if d, ok := number(c.get(hXRLResetAfter)); ok {
+			q.ResetIn = srl.Some(seconds(d))
+			q.Source = srcDiscord
+		}
+		if d, ok := number(c.get(hXRLInterval)); ok && !q.Window.Valid {
+			q.Window = window(seconds(d))
+		}
+		if b := c.get(hXRLBucket); b != "" {
+			q.PartitionKey = b
+			q.Source = srcDiscord
+		}
+	}
+	if !q.ResetIn.Valid {
 		q.ResetIn = c.reset(c.get(hXRLReset), ResetAuto)
-	}
-	if d, ok := number(c.get(hXRLInterval)); ok && !q.Window.Valid {
-		q.Window = window(seconds(d))
-	}
-	if b := c.get(hXRLBucket); b != "" {
-		q.PartitionKey = b
-		q.Source = srcDiscord
 	}
 	if r := trimOWS(c.get(hXRLResource)); r != "" {
 		q.Name = r
@@ -67,9 +70,10 @@ func (c *ctx) xRateLimit() {
 
 // expiring reads a draft-03 style limit field: "N", or "N, n;w=s, ..."
 // (IETF drafts up to -03, Envoy, Docker Hub's "100;w=21600"). It returns
-// the expiring limit N with its own window (w on N) and adds each quota
-// policy after it as a quota of its own (limit and window, source src).
-func (c *ctx) expiring(lines []string, src string) (srl.Opt[float64], srl.Opt[time.Duration]) {
+// the expiring limit N with its own window (w on N) and, when policies is
+// set, adds each quota policy after it as a quota of its own (limit and
+// window, source src).
+func (c *ctx) expiring(lines []string, src string, policies bool) (srl.Opt[float64], srl.Opt[time.Duration]) {
 	if len(lines) == 0 {
 		return srl.Opt[float64]{}, srl.Opt[time.Duration]{}
 	}
@@ -81,30 +85,34 @@ func (c *ctx) expiring(lines []string, src string) (srl.Opt[float64], srl.Opt[ti
 		win   srl.Opt[time.Duration]
 		m     sfMember
 		first = true
-		from  = len(c.obs.Quotas)
+		from  = c.count()
 	)
 	it := newSFIter(lines, false)
 	for it.next(&m) {
 		if !m.val.isNum() {
 			continue
 		}
-		w := srl.Opt[time.Duration]{}
-		if v, ok := m.param("w"); ok && v.isNum() {
-			w = window(seconds(v.num))
+		q := srl.Quota{Dimension: srl.DimRequests, Limit: optLimit(m.val.num, true), Source: src}
+		for _, p := range m.paramList() {
+			switch k, v := p.key, p.val; {
+			case k == "w" && v.isNum():
+				q.Window = window(seconds(v.num))
+			case k == "name" && v.kind == sfStr:
+				q.Name = v.str
+			}
 		}
 		if first {
 			first = false
-			limit, win = optLimit(m.val.num, true), w
+			limit, win = q.Limit, q.Window
 			continue
 		}
-		q := srl.Quota{Dimension: srl.DimRequests, Limit: optLimit(m.val.num, true), Window: w, Source: src}
-		if v, ok := m.param("name"); ok && v.kind == sfStr {
-			q.Name = v.str
+		if !policies {
+			break
 		}
 		c.add(q)
 	}
 	if it.bad {
-		c.obs.Quotas = c.obs.Quotas[:from]
+		c.truncate(from)
 		return optLimit(leadNumber(lines[0])), srl.Opt[time.Duration]{}
 	}
 	return limit, win
@@ -161,9 +169,9 @@ type suffixGroup struct {
 // response-ratelimiting), and OpenAI's less common per-quota headers
 // (x-ratelimit-limit-project-tokens and similar).
 func (c *ctx) xRateLimitSuffixed() {
-	var groups [maxKeys]suffixGroup
+	var groups [maxDyn]suffixGroup
 	n := 0
-	for _, k := range c.dyn[:c.nDyn] {
+	for _, k := range c.dyn {
 		if !hasPrefixFold(k, prefixXRL) || c.isConsumed(k) {
 			continue
 		}
@@ -293,16 +301,17 @@ type ietfNames struct {
 	rl, policy, limit, remaining, reset string
 	src03, src06, src07, src10          string
 	gitlab                              bool
+	trio                                uint32 // the family bit of the trio fields
 }
 
 var (
 	ietfStd = ietfNames{
 		"Ratelimit", "Ratelimit-Policy", "Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset",
-		"ietf-draft03", "ietf-draft06", "ietf-draft07", "ietf-draft10", true,
+		"ietf-draft03", "ietf-draft06", "ietf-draft07", "ietf-draft10", true, famIETFTrio,
 	}
 	ietfBeta = ietfNames{
 		"Beta-Ratelimit", "Beta-Ratelimit-Policy", "Beta-Ratelimit-Limit", "Beta-Ratelimit-Remaining", "Beta-Ratelimit-Reset",
-		"beta-ietf-draft03", "beta-ietf-draft06", "beta-ietf-draft07", "beta-ietf-draft10", false,
+		"beta-ietf-draft03", "beta-ietf-draft06", "beta-ietf-draft07", "beta-ietf-draft10", false, famBetaTrio,
 	}
 )
 
@@ -317,7 +326,7 @@ var (
 //
 // Malformed structured fields are ignored whole, as the drafts require.
 func (c *ctx) ietf(n *ietfNames) {
-	from := len(c.obs.Quotas)
+	from := c.count()
 	var m sfMember
 
 	// RateLimit-Policy.
@@ -327,21 +336,22 @@ func (c *ctx) ietf(n *ietfNames) {
 		switch {
 		case m.val.kind == sfStr:
 			q := srl.Quota{Name: m.val.str, Dimension: srl.DimRequests, Source: n.src10}
-			v, ok := m.param("q")
-			if !ok || !v.isNum() {
-				continue // q is required
+			hasQ := false
+			for _, p := range m.paramList() {
+				switch k, v := p.key, p.val; {
+				case k == "q" && v.isNum():
+					q.Limit, hasQ = optLimit(v.num, true), true
+				case k == "w" && v.isNum():
+					q.Window = window(seconds(v.num))
+				case k == "qu" && (v.kind == sfStr || v.kind == sfTok):
+					q.Dimension = quotaUnit(v.str)
+				case k == "pk" && v.kind == sfBytes:
+					q.PartitionKey = v.str
+				}
 			}
-			q.Limit = optLimit(v.num, true)
-			if v, ok := m.param("w"); ok && v.isNum() {
-				q.Window = window(seconds(v.num))
+			if hasQ { // q is required
+				c.add(q)
 			}
-			if v, ok := m.param("qu"); ok && (v.kind == sfStr || v.kind == sfTok) {
-				q.Dimension = quotaUnit(v.str)
-			}
-			if v, ok := m.param("pk"); ok && v.kind == sfBytes {
-				q.PartitionKey = v.str
-			}
-			c.add(q)
 		case m.val.isNum():
 			q := srl.Quota{Dimension: srl.DimRequests, Limit: optLimit(m.val.num, true)}
 			if v, ok := m.param("w"); ok && v.isNum() {
@@ -352,7 +362,7 @@ func (c *ctx) ietf(n *ietfNames) {
 		}
 	}
 	if it.bad {
-		c.obs.Quotas = c.obs.Quotas[:from]
+		c.truncate(from)
 		legacyPolicy = false
 	}
 
@@ -363,8 +373,8 @@ func (c *ctx) ietf(n *ietfNames) {
 	if rl := c.lines(n.rl); len(rl) > 0 {
 		if firstByte(rl) == '"' {
 			c.ietfItems(rl, from, n.src10)
-		} else if sfValid(rl, true) {
-			label = n.src07
+		} else {
+			d := main
 			it := newSFIter(rl, true)
 			for it.next(&m) {
 				if !m.val.isNum() {
@@ -372,26 +382,30 @@ func (c *ctx) ietf(n *ietfNames) {
 				}
 				switch m.key {
 				case "limit":
-					main.Limit = optLimit(m.val.num, true)
+					d.Limit = optLimit(m.val.num, true)
 				case "remaining":
-					main.Remaining = optCount(m.val.num, true)
+					d.Remaining = optCount(m.val.num, true)
 				case "reset":
 					if m.val.num >= 0 {
-						main.ResetIn = srl.Some(seconds(m.val.num))
+						d.ResetIn = srl.Some(seconds(m.val.num))
 					}
 				}
+			}
+			if !it.bad {
+				main, label = d, n.src07
 			}
 		}
 	}
 	touched := false
 	if label == "" {
-		// The field trio of drafts up to -06 (absent fields read as unknown).
+		label = n.src03
 		if legacyPolicy {
 			label = n.src06
-		} else {
-			label = n.src03
 		}
-		main.Limit, main.Window = c.expiring(c.lines(n.limit), "")
+	}
+	if label != n.src07 && c.fam&n.trio != 0 {
+		// The field trio of drafts up to -06 (absent fields read as unknown).
+		main.Limit, main.Window = c.expiring(c.lines(n.limit), "", true)
 		main.Remaining = optCount(leadNumber(c.get(n.remaining)))
 		main.ResetIn = c.reset(beforeParams(c.get(n.reset)), ResetAuto)
 		touched = c.touched(n.limit, n.remaining, n.reset)
@@ -409,9 +423,9 @@ func (c *ctx) ietf(n *ietfNames) {
 		}
 	}
 	main.Source = label
-	for i := from; i < len(c.obs.Quotas); i++ {
-		if c.obs.Quotas[i].Source == "" {
-			c.obs.Quotas[i].Source = label
+	for i, qs := from, c.all(); i < len(qs); i++ {
+		if qs[i].Source == "" {
+			qs[i].Source = label
 		}
 	}
 	c.emitMain(main, from, touched)
@@ -419,50 +433,53 @@ func (c *ctx) ietf(n *ietfNames) {
 
 // ietfItems joins draft -08+ RateLimit items ("name";r=…;t=…;pk=…) with
 // the policies added since index from, by name; an item without a policy
-// becomes a quota of its own.
+// becomes a quota of its own. The items are added first and joined once
+// the whole field has proved well-formed (a malformed field is ignored).
 func (c *ctx) ietfItems(lines []string, from int, src string) {
-	if !sfValid(lines, false) {
-		return
-	}
+	items := c.count()
 	var m sfMember
 	it := newSFIter(lines, false)
 	for it.next(&m) {
 		if m.val.kind != sfStr {
 			continue
 		}
-		r, ok := m.param("r")
-		if !ok || !r.isNum() {
-			continue // r is required
+		q := srl.Quota{Name: m.val.str, Dimension: srl.DimRequests, Source: src}
+		hasR := false
+		for _, p := range m.paramList() {
+			switch k, v := p.key, p.val; {
+			case k == "r" && v.isNum():
+				q.Remaining, hasR = optCount(v.num, true), true
+			case k == "t" && v.isNum() && v.num >= 0:
+				q.ResetIn = srl.Some(seconds(v.num))
+			case k == "pk" && v.kind == sfBytes:
+				q.PartitionKey = v.str
+			}
 		}
-		q := srl.Quota{Name: m.val.str, Dimension: srl.DimRequests, Source: src, Remaining: optCount(r.num, true)}
-		if t, ok := m.param("t"); ok && t.isNum() && t.num >= 0 {
-			q.ResetIn = srl.Some(seconds(t.num))
+		if hasR { // r is required
+			c.add(q)
 		}
-		if pk, ok := m.param("pk"); ok && pk.kind == sfBytes {
-			q.PartitionKey = pk.str
-		}
+	}
+	if it.bad {
+		c.truncate(items)
+		return
+	}
+	qs := c.all()
+	keep := items
+	for j := items; j < len(qs); j++ {
 		matched := false
-		for i := from; i < len(c.obs.Quotas); i++ {
-			p := &c.obs.Quotas[i]
-			if p.Source == src && p.Name == q.Name && !p.Remaining.Valid {
-				fill(p, &q)
+		for i := from; i < items; i++ {
+			if p := &qs[i]; p.Source == src && p.Name == qs[j].Name && !p.Remaining.Valid {
+				fill(p, &qs[j])
 				matched = true
 				break
 			}
 		}
 		if !matched {
-			c.add(q)
+			qs[keep] = qs[j]
+			keep++
 		}
 	}
-}
-
-// sfValid reports whether lines hold a well-formed List (or Dictionary).
-func sfValid(lines []string, dict bool) bool {
-	var m sfMember
-	it := newSFIter(lines, dict)
-	for it.next(&m) {
-	}
-	return !it.bad
+	c.truncate(keep)
 }
 
 func firstByte(lines []string) byte {
@@ -607,8 +624,8 @@ var azureNames = [...]string{
 // azure reads Azure Resource Manager's x-ms-ratelimit-remaining-* (remaining
 // counts only), including the resource form "Name;197,Name2;1297".
 func (c *ctx) azure() {
-	from := len(c.obs.Quotas)
-	for _, k := range c.dyn[:c.nDyn] {
+	from := c.count()
+	for _, k := range c.dyn {
 		if !hasPrefixFold(k, prefixAzure) || c.isConsumed(k) {
 			continue
 		}
@@ -641,7 +658,7 @@ func (c *ctx) azure() {
 		c.add(srl.Quota{Name: name, Dimension: srl.DimRequests, Source: srcAzure, Remaining: optCount(number(v))})
 	}
 	// Map order is random: sort by name.
-	qs := c.obs.Quotas[from:]
+	qs := c.all()[from:]
 	for i := 1; i < len(qs); i++ {
 		for j := i; j > 0 && qs[j].Name < qs[j-1].Name; j-- {
 			qs[j], qs[j-1] = qs[j-1], qs[j]

@@ -39,8 +39,6 @@ func Parse(status int, h http.Header, received time.Time) srl.Observation {
 // and returns what they say; see the package-level [Parse].
 func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observation {
 	c := ctx{h: h, received: received, mapIdx: -1}
-	c.obs.Status = status
-	c.obs.Received = received
 	c.scan()
 	if p != nil && p.Mapping != nil {
 		c.mapping(p.Mapping)
@@ -86,8 +84,8 @@ func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observ
 	if c.fam&famRetry != 0 {
 		c.retry()
 	}
-	c.finish()
-	return c.obs
+	qs, limited := c.finish(status)
+	return srl.Observation{Status: status, Received: received, Quotas: qs, RetryAfter: c.retryAfter, Limited: limited}
 }
 
 // Sources: the header family each quota came from.
@@ -125,6 +123,9 @@ const (
 	famAzure                         // X-Ms-RateLimit-Remaining-*
 	famAge                           // Age
 	famDate                          // Date
+	famXRLExtra                      // X-RateLimit-{Reset-After,Bucket,Interval-Seconds}
+	famIETFTrio                      // RateLimit-* other than RateLimit-Policy
+	famBetaTrio                      // Beta-RateLimit-* other than Beta-RateLimit-Policy
 )
 
 const (
@@ -134,15 +135,19 @@ const (
 
 // ctx is the state of one Parse call. It lives on the stack.
 type ctx struct {
-	h        http.Header
-	received time.Time
-	obs      srl.Observation
+	h          http.Header
+	received   time.Time
+	retryAfter srl.Opt[time.Duration]
 
-	fam  uint32
-	odd  [maxKeys]string // names of interest not in canonical form
-	nOdd int
-	dyn  [maxKeys]string // names of interest whose suffix carries meaning
-	nDyn int
+	// The quotas found so far: buf[:n] on the stack, or spill once more
+	// than len(buf) were found. See add, all, truncate.
+	buf   [4]srl.Quota
+	n     int
+	spill []srl.Quota
+
+	fam uint32
+	odd []string // names of interest not in canonical form (rare: allocated when met)
+	dyn []string // names of interest whose suffix carries meaning (allocated when met)
 
 	base    time.Time
 	baseSet bool
@@ -160,28 +165,34 @@ type ctx struct {
 // canonical names can fall back to them.
 func (c *ctx) scan() {
 	for k := range c.h {
+		if len(k) < 3 || !interesting[k[0]] {
+			continue
+		}
 		f, dyn := classify(k)
 		if f == 0 {
 			continue
 		}
 		c.fam |= f
-		if dyn && c.nDyn < maxKeys {
-			c.dyn[c.nDyn] = k
-			c.nDyn++
+		if dyn && len(c.dyn) < maxDyn {
+			c.dyn = append(c.dyn, k)
 		}
-		if !isCanonical(k) && c.nOdd < maxKeys {
-			c.odd[c.nOdd] = k
-			c.nOdd++
+		if !isCanonical(k) && len(c.odd) < maxOdd {
+			c.odd = append(c.odd, k)
 		}
 	}
 }
 
-// classify returns the family of the header name k, and whether k's
-// suffix carries meaning (so the name itself must be kept).
-func classify(k string) (uint32, bool) {
-	if len(k) < 3 {
-		return 0, false
+// interesting tells the first bytes classify can match.
+var interesting = func() (t [256]bool) {
+	for _, c := range "xrbasdXRBASD" {
+		t[c] = true
 	}
+	return t
+}()
+
+// classify returns the family of the header name k (at least 3 bytes long),
+// and whether k's suffix carries meaning (so the name itself must be kept).
+func classify(k string) (uint32, bool) {
 	switch lower(k[0]) {
 	case 'x':
 		switch {
@@ -200,14 +211,20 @@ func classify(k string) (uint32, bool) {
 		}
 	case 'r':
 		if hasPrefixFold(k, "ratelimit") && (len(k) == 9 || k[9] == '-') {
-			return famIETF, false
+			if len(k) == 9 || equalFold(k, "ratelimit-policy") {
+				return famIETF, false
+			}
+			return famIETF | famIETFTrio, false
 		}
 		if equalFold(k, "retry-after") || equalFold(k, "retry-after-ms") {
 			return famRetry, false
 		}
 	case 'b':
 		if hasPrefixFold(k, "beta-ratelimit") && (len(k) == 14 || k[14] == '-') {
-			return famBeta, false
+			if len(k) == 14 || equalFold(k, "beta-ratelimit-policy") {
+				return famBeta, false
+			}
+			return famBeta | famBetaTrio, false
 		}
 	case 'a':
 		if hasPrefixFold(k, "anthropic-ratelimit-") {
@@ -239,7 +256,9 @@ func classifyXRL(rest string) (uint32, bool) {
 		switch {
 		case equalFold(tail, "requests") || equalFold(tail, "tokens"):
 			return famOpenAI, false
-		case kind == "reset-" && equalFold(tail, "after"), tail == "":
+		case kind == "reset-" && equalFold(tail, "after"):
+			return famXRL | famXRLExtra, false
+		case tail == "":
 			return famXRL, false
 		}
 		return famXRLDyn, true
@@ -249,6 +268,8 @@ func classifyXRL(rest string) (uint32, bool) {
 		return famRetry, false
 	case hasPrefixFold(rest, "requests-") || hasPrefixFold(rest, "complexity-"):
 		return famLinear, false
+	case equalFold(rest, "bucket") || equalFold(rest, "interval-seconds"):
+		return famXRL | famXRLExtra, false
 	}
 	return famXRL, false
 }
@@ -259,7 +280,7 @@ func (c *ctx) raw(canon string) string {
 	if v := c.h[canon]; len(v) > 0 {
 		return v[0]
 	}
-	for _, k := range c.odd[:c.nOdd] {
+	for _, k := range c.odd {
 		if len(k) == len(canon) && strings.EqualFold(k, canon) {
 			if v := c.h[k]; len(v) > 0 {
 				return v[0]
@@ -284,7 +305,7 @@ func (c *ctx) lines(canon string) []string {
 		return nil
 	}
 	v := c.h[canon]
-	for _, k := range c.odd[:c.nOdd] {
+	for _, k := range c.odd {
 		if len(k) == len(canon) && strings.EqualFold(k, canon) {
 			v = append(v[:len(v):len(v)], c.h[k]...)
 		}
@@ -444,20 +465,44 @@ func (c *ctx) add(q srl.Quota) {
 	if !q.Limit.Valid && !q.Remaining.Valid && !q.ResetIn.Valid {
 		return
 	}
-	if len(c.obs.Quotas) >= maxQuotas {
-		return
+	switch {
+	case c.count() >= maxQuotas:
+	case c.spill == nil && c.n < len(c.buf):
+		c.buf[c.n] = q
+		c.n++
+	default:
+		if c.spill == nil {
+			c.spill = make([]srl.Quota, c.n, maxQuotas)
+			copy(c.spill, c.buf[:c.n])
+		}
+		c.spill = append(c.spill, q)
 	}
-	if c.obs.Quotas == nil {
-		c.obs.Quotas = make([]srl.Quota, 0, 4)
+}
+
+// all returns the quotas found so far; the slice is valid until the next add.
+func (c *ctx) all() []srl.Quota {
+	if c.spill != nil {
+		return c.spill
 	}
-	c.obs.Quotas = append(c.obs.Quotas, q)
+	return c.buf[:c.n]
+}
+
+func (c *ctx) count() int { return len(c.all()) }
+
+// truncate drops the quotas from index n on.
+func (c *ctx) truncate(n int) {
+	if c.spill != nil {
+		c.spill = c.spill[:n]
+	} else {
+		c.n = n
+	}
 }
 
 // emit adds q, or, when the Mapping read some of q's headers, completes
 // the Mapping's quota with it.
 func (c *ctx) emit(q srl.Quota, touched bool) {
 	if touched && c.mapIdx >= 0 {
-		fill(&c.obs.Quotas[c.mapIdx], &q)
+		fill(&c.all()[c.mapIdx], &q)
 		return
 	}
 	c.add(q)
@@ -468,8 +513,9 @@ func (c *ctx) emit(q srl.Quota, touched bool) {
 // limit and no remaining count yet, else it is emitted on its own.
 func (c *ctx) emitMain(q srl.Quota, from int, touched bool) {
 	if q.Limit.Valid && !touched {
-		for i := from; i < len(c.obs.Quotas); i++ {
-			p := &c.obs.Quotas[i]
+		qs := c.all()
+		for i := from; i < len(qs); i++ {
+			p := &qs[i]
 			if !p.Remaining.Valid && p.Limit.Valid && p.Limit.Value == q.Limit.Value && !p.ResetIn.Valid {
 				*p, q = q, *p
 				fill(p, &q)
@@ -516,9 +562,10 @@ func settle(q *srl.Quota, used srl.Opt[float64]) {
 	}
 }
 
-// finish applies the invariants, merges duplicates and decides Limited.
-func (c *ctx) finish() {
-	qs := c.obs.Quotas
+// finish applies the invariants, merges duplicates, copies the quotas to
+// the heap (one allocation of the exact size) and decides Limited.
+func (c *ctx) finish(status int) (out []srl.Quota, limited bool) {
+	qs := c.all()
 	if c.mapIdx >= 0 && !qs[c.mapIdx].Window.Valid && c.mapWindow > 0 {
 		qs[c.mapIdx].Window = window(c.mapWindow)
 	}
@@ -532,24 +579,25 @@ func (c *ctx) finish() {
 		}
 	}
 	qs = dedupe(qs[:n])
-	if len(qs) == 0 {
-		qs = nil
+	if len(qs) > 0 {
+		out = make([]srl.Quota, len(qs))
+		copy(out, qs)
 	}
-	c.obs.Quotas = qs
 
-	switch c.obs.Status {
+	switch status {
 	case http.StatusTooManyRequests:
-		c.obs.Limited = true
+		limited = true
 	case http.StatusServiceUnavailable:
-		c.obs.Limited = c.obs.RetryAfter.Valid
+		limited = c.retryAfter.Valid
 	case http.StatusForbidden:
-		c.obs.Limited = c.obs.RetryAfter.Valid
+		limited = c.retryAfter.Valid
 		for i := range qs {
 			if qs[i].Remaining.Valid && qs[i].Remaining.Value == 0 {
-				c.obs.Limited = true
+				limited = true
 			}
 		}
 	}
+	return out, limited
 }
 
 // sanitize enforces the Observation invariants on q, whatever a family
@@ -606,14 +654,16 @@ func same(a, b *srl.Quota) bool {
 // mapping reads the headers a Mapping names.
 func (c *ctx) mapping(m *Mapping) {
 	read := func(name string) string {
-		if name == "" || c.nConsumed >= len(c.consumed) {
+		if name == "" {
 			return ""
 		}
 		if !isCanonical(name) {
 			name = textproto.CanonicalMIMEHeaderKey(name)
 		}
-		c.consumed[c.nConsumed] = name
-		c.nConsumed++
+		if c.nConsumed < len(c.consumed) {
+			c.consumed[c.nConsumed] = name
+			c.nConsumed++
+		}
 		if v := c.h[name]; len(v) > 0 {
 			return v[0]
 		}
@@ -625,32 +675,34 @@ func (c *ctx) mapping(m *Mapping) {
 		return ""
 	}
 	q := srl.Quota{Name: m.Name, Dimension: m.Dimension, Source: srcMapping}
-	q.Limit = optLimit(leadNumber(read(m.Limit)))
+	if v := read(m.Limit); v != "" {
+		q.Limit, q.Window = c.expiring([]string{v}, "", false)
+	}
 	q.Remaining = optCount(leadNumber(read(m.Remaining)))
 	settle(&q, optCount(leadNumber(read(m.Used))))
 	q.ResetIn = c.reset(read(m.Reset), m.ResetFormat)
 	if r := c.retryValue(read(m.RetryAfter)); r.Valid {
-		c.obs.RetryAfter = r
+		c.retryAfter = r
 	}
 	c.mapWindow = m.Window
 	if q.Limit.Valid || q.Remaining.Valid || q.ResetIn.Valid {
-		c.mapIdx = len(c.obs.Quotas)
+		c.mapIdx = c.count()
 		c.add(q)
 	}
 }
 
 // retry reads the retry hints, most precise first.
 func (c *ctx) retry() {
-	if c.obs.RetryAfter.Valid { // from the Mapping
+	if c.retryAfter.Valid { // from the Mapping
 		return
 	}
 	if n, ok := number(c.get("Retry-After-Ms")); ok {
-		c.obs.RetryAfter = srl.Some(seconds(n / 1e3))
+		c.retryAfter = srl.Some(seconds(n / 1e3))
 		return
 	}
 	for _, name := range retryNames {
 		if r := c.retryValue(c.get(name)); r.Valid {
-			c.obs.RetryAfter = r
+			c.retryAfter = r
 			return
 		}
 	}

@@ -17,7 +17,7 @@ var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 const date0 = "Date: Thu, 26 Nov 2026 12:00:00 GMT"
 
-func n(v float64) srl.Opt[float64]              { return srl.Some(v) }
+func n(v float64) srl.Opt[float64]             { return srl.Some(v) }
 func d(v time.Duration) srl.Opt[time.Duration] { return srl.Some(v) }
 
 // hdr builds a header from "Name: value" lines with Header.Add (canonical keys).
@@ -63,8 +63,10 @@ func runCases(t *testing.T, p *Parser, cases []parseCase) {
 	}
 }
 
-func TestParseProviders(t *testing.T) {
-	runCases(t, &Parser{}, []parseCase{
+func TestParseProviders(t *testing.T) { runCases(t, &Parser{}, providerCases()) }
+
+func providerCases() []parseCase {
+	return []parseCase{
 		{
 			// GitHub REST v3 docs, "Rate limiting" sample (2013): reset is epoch
 			// seconds, 1247 s after the Date header. The client clock is a day off.
@@ -469,7 +471,7 @@ func TestParseProviders(t *testing.T) {
 			name: "no rate-limit headers",
 			h:    hdr(date0, "Content-Type: application/json", "X-Request-Id: abc"),
 		},
-	})
+	}
 }
 
 func TestParseRetryAfter(t *testing.T) {
@@ -538,7 +540,7 @@ func TestParseLimitedByStatus(t *testing.T) {
 // changes nothing, because absolute times count from the Date header.
 func TestParseClockSkew(t *testing.T) {
 	heads := map[string]http.Header{
-		"github epoch": hdr(date0, "X-RateLimit-Limit: 5000", "X-RateLimit-Remaining: 4999", "X-RateLimit-Reset: 1795694460", "X-RateLimit-Resource: core"),
+		"github epoch":          hdr(date0, "X-RateLimit-Limit: 5000", "X-RateLimit-Remaining: 4999", "X-RateLimit-Reset: 1795694460", "X-RateLimit-Resource: core"),
 		"retry-after http-date": hdr(date0, "Retry-After: Thu, 26 Nov 2026 12:01:30 GMT"),
 		"anthropic rfc3339": hdr(date0, "anthropic-ratelimit-requests-limit: 50", "anthropic-ratelimit-requests-remaining: 49",
 			"anthropic-ratelimit-requests-reset: 2026-11-26T12:00:30Z"),
@@ -590,8 +592,10 @@ func TestParseNonCanonicalKeys(t *testing.T) {
 	assert.Equal(t, d(7*time.Second), got.RetryAfter)
 }
 
-func TestParseIETFEdgeCases(t *testing.T) {
-	runCases(t, &Parser{}, []parseCase{
+func TestParseIETFEdgeCases(t *testing.T) { runCases(t, &Parser{}, ietfEdgeCases()) }
+
+func ietfEdgeCases() []parseCase {
+	return []parseCase{
 		{
 			// RFC 9651 / draft-10 §: a malformed field is ignored whole; the
 			// RateLimit field alone still gives the remaining count.
@@ -630,15 +634,23 @@ func TestParseIETFEdgeCases(t *testing.T) {
 			want: []srl.Quota{{Name: "off", Dimension: "requests", Remaining: n(0), Source: "ietf-draft10"}},
 		},
 		{
+			// Found by FuzzParse: policies without the field trio still get a source.
+			name: "draft-06 policy alone",
+			h:    hdr("RateLimit-Policy: 10;w=1"),
+			want: []srl.Quota{{Dimension: "requests", Limit: n(10), Window: d(time.Second), Source: "ietf-draft06"}},
+		},
+		{
 			name: "inner list and other item types skipped",
 			h:    hdr(`RateLimit-Policy: (1 2);q=3, tok;q=4, "ok";q=5;w=2`),
 			want: []srl.Quota{{Name: "ok", Dimension: "requests", Limit: n(5), Window: d(2 * time.Second), Source: "ietf-draft10"}},
 		},
-	})
+	}
 }
 
-func TestParseGarbage(t *testing.T) {
-	runCases(t, &Parser{}, []parseCase{
+func TestParseGarbage(t *testing.T) { runCases(t, &Parser{}, garbageCases()) }
+
+func garbageCases() []parseCase {
+	return []parseCase{
 		{
 			name: "non-numbers",
 			h:    hdr("X-RateLimit-Limit: NaN", "X-RateLimit-Remaining: Inf", "X-RateLimit-Reset: soon"),
@@ -675,7 +687,7 @@ func TestParseGarbage(t *testing.T) {
 			name: "bad ratios",
 			h:    hdr("X-Shopify-Shop-Api-Call-Limit: 40", "Sforce-Limit-Info: api-usage=x/5000; =1/2; api-bursts=1/0"),
 		},
-	})
+	}
 }
 
 func TestParseBounded(t *testing.T) {

@@ -1,9 +1,6 @@
 package headerparse
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // This file is a small parser for the Structured Field Values of RFC 9651
 // (Lists and Dictionaries of Items with Parameters), enough for the IETF
@@ -27,36 +24,41 @@ const (
 
 // sfValue is a Bare Item.
 type sfValue struct {
-	kind sfKind
 	num  float64 // sfInt, sfDec, sfDate
 	str  string  // sfStr (unescaped), sfTok, sfBytes (the base64 text), sfDisplay (raw)
-	b    bool    // sfBool
+	kind sfKind
+	b    bool // sfBool
 }
 
 // isNum reports whether v is an Integer or a Decimal.
 func (v sfValue) isNum() bool { return v.kind == sfInt || v.kind == sfDec }
 
+// maxParams is how many parameters of one member are kept; more are
+// validated and dropped (the RateLimit fields define four).
+const maxParams = 8
+
+// sfParam is one parameter of a member.
+type sfParam struct {
+	key string
+	val sfValue
+}
+
 // sfMember is one List member or Dictionary member.
 type sfMember struct {
 	key    string // Dictionary key; empty in Lists
 	val    sfValue
-	params string // the raw, already validated parameters (";a=1;b")
+	params [maxParams]sfParam
+	np     int
 }
+
+// paramList returns the parameters kept for m, in order.
+func (m *sfMember) paramList() []sfParam { return m.params[:m.np] }
 
 // param returns the value of the parameter named key.
 func (m *sfMember) param(key string) (sfValue, bool) {
-	p := sfParser{s: m.params}
-	for p.i < len(p.s) && p.s[p.i] == ';' {
-		p.i++
-		p.skipSP()
-		k, _ := p.key()
-		v := sfValue{kind: sfBool, b: true}
-		if p.i < len(p.s) && p.s[p.i] == '=' {
-			p.i++
-			v, _ = p.bare()
-		}
-		if k == key {
-			return v, true
+	for _, p := range m.params[:m.np] {
+		if p.key == key {
+			return p.val, true
 		}
 	}
 	return sfValue{}, false
@@ -98,20 +100,20 @@ func (it *sfIter) next(m *sfMember) bool {
 		it.open = it.p.i < len(it.p.s)
 	}
 	p := &it.p
-	*m = sfMember{}
+	m.key, m.val, m.np = "", sfValue{}, 0
 	ok := false
 	if it.dict {
 		if m.key, ok = p.key(); ok {
 			if p.i < len(p.s) && p.s[p.i] == '=' {
 				p.i++
-				m.val, m.params, ok = p.itemOrInner()
+				ok = p.itemOrInner(m)
 			} else {
 				m.val = sfValue{kind: sfBool, b: true}
-				m.params, ok = p.params()
+				ok = p.params(m)
 			}
 		}
 	} else {
-		m.val, m.params, ok = p.itemOrInner()
+		ok = p.itemOrInner(m)
 	}
 	if ok {
 		p.skipOWS()
@@ -139,85 +141,98 @@ type sfParser struct {
 	i int
 }
 
+// The scanning loops below work on local copies of p.s and p.i: through
+// the pointer the compiler would reload both on every byte.
+
 func (p *sfParser) skipSP() {
-	for p.i < len(p.s) && p.s[p.i] == ' ' {
-		p.i++
+	s, i := p.s, p.i
+	for i < len(s) && s[i] == ' ' {
+		i++
 	}
+	p.i = i
 }
 
 func (p *sfParser) skipOWS() {
-	for p.i < len(p.s) && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
-		p.i++
+	s, i := p.s, p.i
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
 	}
+	p.i = i
 }
 
-func (p *sfParser) itemOrInner() (sfValue, string, bool) {
+// itemOrInner reads an Item or an Inner List, with its parameters, into m
+// (an Inner List is validated and kept as sfInner only).
+func (p *sfParser) itemOrInner(m *sfMember) bool {
 	if p.i < len(p.s) && p.s[p.i] == '(' {
 		p.i++
 		for {
 			p.skipSP()
 			if p.i >= len(p.s) {
-				return sfValue{}, "", false
+				return false
 			}
 			if p.s[p.i] == ')' {
 				p.i++
 				break
 			}
-			if _, ok := p.bare(); !ok {
-				return sfValue{}, "", false
-			}
-			if _, ok := p.params(); !ok {
-				return sfValue{}, "", false
+			if _, ok := p.bare(); !ok || !p.params(nil) {
+				return false
 			}
 			if p.i < len(p.s) && p.s[p.i] != ' ' && p.s[p.i] != ')' {
-				return sfValue{}, "", false
+				return false
 			}
 		}
-		params, ok := p.params()
-		return sfValue{kind: sfInner}, params, ok
+		m.val = sfValue{kind: sfInner}
+		return p.params(m)
 	}
 	v, ok := p.bare()
 	if !ok {
-		return sfValue{}, "", false
+		return false
 	}
-	params, ok := p.params()
-	return v, params, ok
+	m.val = v
+	return p.params(m)
 }
 
-// params validates the parameters at p and returns their raw text.
-func (p *sfParser) params() (string, bool) {
-	start := p.i
+// params reads the parameters at p, keeping the first maxParams in m
+// (when not nil); it reports whether they are well-formed.
+func (p *sfParser) params(m *sfMember) bool {
 	for p.i < len(p.s) && p.s[p.i] == ';' {
 		p.i++
 		p.skipSP()
-		if _, ok := p.key(); !ok {
-			return "", false
+		k, ok := p.key()
+		if !ok {
+			return false
 		}
+		v := sfValue{kind: sfBool, b: true}
 		if p.i < len(p.s) && p.s[p.i] == '=' {
 			p.i++
-			if _, ok := p.bare(); !ok {
-				return "", false
+			if v, ok = p.bare(); !ok {
+				return false
 			}
 		}
+		if m != nil && m.np < maxParams {
+			m.params[m.np] = sfParam{k, v}
+			m.np++
+		}
 	}
-	return p.s[start:p.i], true
+	return true
 }
 
 func (p *sfParser) key() (string, bool) {
-	start := p.i
-	if p.i >= len(p.s) || !(p.s[p.i] >= 'a' && p.s[p.i] <= 'z' || p.s[p.i] == '*') {
+	s, start := p.s, p.i
+	if start >= len(s) || !(s[start] >= 'a' && s[start] <= 'z' || s[start] == '*') {
 		return "", false
 	}
-	p.i++
-	for p.i < len(p.s) {
-		c := p.s[p.i]
+	i := start + 1
+	for i < len(s) {
+		c := s[i]
 		if c >= 'a' && c <= 'z' || isDigit(c) || c == '_' || c == '-' || c == '.' || c == '*' {
-			p.i++
+			i++
 			continue
 		}
 		break
 	}
-	return p.s[start:p.i], true
+	p.i = i
+	return s[start:i], true
 }
 
 func (p *sfParser) bare() (sfValue, bool) {
@@ -251,65 +266,71 @@ func (p *sfParser) bare() (sfValue, bool) {
 }
 
 // number parses an Integer (at most 15 digits) or a Decimal (at most 12
-// integer digits and 1 to 3 fractional digits); kind sfDate asks for an Integer.
+// integer digits and 1 to 3 fractional digits); kind sfDate asks for an
+// Integer. With at most 15 digits the mantissa and the power of ten are
+// exact, so one division gives the correctly rounded value.
 func (p *sfParser) number(kind sfKind) (sfValue, bool) {
-	start := p.i
-	if p.i < len(p.s) && p.s[p.i] == '-' {
-		p.i++
+	s, i := p.s, p.i
+	neg := i < len(s) && s[i] == '-'
+	if neg {
+		i++
 	}
-	digits := p.i
-	for p.i < len(p.s) && isDigit(p.s[p.i]) {
-		p.i++
+	var mant uint64
+	start := i
+	for i < len(s) && isDigit(s[i]) {
+		mant = mant*10 + uint64(s[i]-'0')
+		i++
 	}
-	intDigits := p.i - digits
+	intDigits := i - start
 	if intDigits == 0 || intDigits > 15 {
 		return sfValue{}, false
 	}
-	if p.i < len(p.s) && p.s[p.i] == '.' && kind != sfDate {
+	v := float64(mant)
+	if i < len(s) && s[i] == '.' && kind != sfDate {
 		if intDigits > 12 {
 			return sfValue{}, false
 		}
-		p.i++
-		frac := p.i
-		for p.i < len(p.s) && isDigit(p.s[p.i]) {
-			p.i++
+		i++
+		start = i
+		for i < len(s) && isDigit(s[i]) {
+			mant = mant*10 + uint64(s[i]-'0')
+			i++
 		}
-		if n := p.i - frac; n < 1 || n > 3 {
+		frac := i - start
+		if frac < 1 || frac > 3 {
 			return sfValue{}, false
 		}
+		v = float64(mant) / pow10[frac]
 		kind = sfDec
 	}
-	v, err := strconv.ParseFloat(p.s[start:p.i], 64)
-	if err != nil {
-		return sfValue{}, false
+	if neg {
+		v = -v
 	}
+	p.i = i
 	return sfValue{kind: kind, num: v}, true
 }
 
 func (p *sfParser) str() (sfValue, bool) {
-	p.i++ // opening quote
-	start := p.i
+	s := p.s
+	start := p.i + 1 // after the opening quote
 	escaped := false
-	for p.i < len(p.s) {
-		c := p.s[p.i]
-		switch {
+	for i := start; i < len(s); i++ {
+		switch c := s[i]; {
 		case c == '\\':
-			if p.i+1 >= len(p.s) || (p.s[p.i+1] != '"' && p.s[p.i+1] != '\\') {
+			if i+1 >= len(s) || (s[i+1] != '"' && s[i+1] != '\\') {
 				return sfValue{}, false
 			}
 			escaped = true
-			p.i += 2
+			i++
 		case c == '"':
-			raw := p.s[start:p.i]
-			p.i++
+			raw := s[start:i]
+			p.i = i + 1
 			if escaped {
 				raw = unescape(raw)
 			}
 			return sfValue{kind: sfStr, str: raw}, true
 		case c < 0x20 || c > 0x7e:
 			return sfValue{}, false
-		default:
-			p.i++
 		}
 	}
 	return sfValue{}, false
@@ -328,27 +349,24 @@ func unescape(raw string) string {
 }
 
 func (p *sfParser) token() (sfValue, bool) {
-	start := p.i
-	p.i++
-	for p.i < len(p.s) && (isTchar(p.s[p.i]) || p.s[p.i] == ':' || p.s[p.i] == '/') {
-		p.i++
+	s, start := p.s, p.i
+	i := start + 1
+	for i < len(s) && (isTchar(s[i]) || s[i] == ':' || s[i] == '/') {
+		i++
 	}
-	return sfValue{kind: sfTok, str: p.s[start:p.i]}, true
+	p.i = i
+	return sfValue{kind: sfTok, str: s[start:i]}, true
 }
 
 func (p *sfParser) bytes() (sfValue, bool) {
-	p.i++ // opening colon
-	start := p.i
-	for p.i < len(p.s) {
-		c := p.s[p.i]
-		switch {
+	s := p.s
+	start := p.i + 1 // after the opening colon
+	for i := start; i < len(s); i++ {
+		switch c := s[i]; {
 		case c == ':':
-			v := sfValue{kind: sfBytes, str: p.s[start:p.i]}
-			p.i++
-			return v, true
-		case isLetter(c) || isDigit(c) || c == '+' || c == '/' || c == '=':
-			p.i++
-		default:
+			p.i = i + 1
+			return sfValue{kind: sfBytes, str: s[start:i]}, true
+		case !(isLetter(c) || isDigit(c) || c == '+' || c == '/' || c == '='):
 			return sfValue{}, false
 		}
 	}

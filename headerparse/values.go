@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -14,7 +15,8 @@ const (
 	maxQuotas   = 64   // quotas in one Observation
 	maxItems    = 64   // members read from one list field
 	maxLines    = 64   // field lines read for one field name
-	maxKeys     = 64   // header names remembered by the key scan
+	maxOdd      = 16   // non-canonical header names of interest remembered by the key scan
+	maxDyn      = 32   // header names with a meaningful suffix remembered by the key scan
 	maxCount    = 1e15 // counts above this are garbage (RFC 9651 integers stop here)
 	maxValueLen = 256  // longer scalar values (numbers, dates) are garbage
 	maxNameLen  = 200  // quota names are cut to this length
@@ -41,23 +43,38 @@ func number(s string) (float64, bool) {
 	if s == "" || len(s) > 32 {
 		return 0, false
 	}
-	dot := false
+	var mant uint64
+	digits, frac, dot := 0, 0, false
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
+		switch c := s[i]; {
+		case isDigit(c):
+			mant = mant*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
 		case c == '.' && !dot && i > 0 && i < len(s)-1:
 			dot = true
 		default:
 			return 0, false
 		}
 	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v > maxCount {
+	var v float64
+	if digits <= 15 { // mantissa and power of ten exact: correctly rounded
+		v = float64(mant) / pow10[frac]
+	} else {
+		var err error
+		if v, err = strconv.ParseFloat(s, 64); err != nil {
+			return 0, false
+		}
+	}
+	if v > maxCount {
 		return 0, false
 	}
 	return v, true
 }
+
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // leadNumber parses the number before the first ',' or ';' of s, so that
 // "100;w=60" and "10, 10;w=1" give 100 and 10.
@@ -138,8 +155,50 @@ func httpDate(s string) (time.Time, bool) {
 	if len(s) < 20 || len(s) > 64 || !isLetter(s[0]) {
 		return time.Time{}, false
 	}
+	if t, ok := imfFixdate(s); ok {
+		return t, true
+	}
 	t, err := http.ParseTime(s)
 	return t, err == nil
+}
+
+const (
+	weekdays = "MonTueWedThuFriSatSun"
+	months   = "JanFebMarAprMayJunJulAugSepOctNovDec"
+)
+
+// imfFixdate parses the usual form "Sun, 06 Nov 1994 08:49:37 GMT" without
+// the layout machinery of time.Parse; it accepts exactly what
+// http.ParseTime accepts in that form (the weekday is checked for syntax
+// only, as time.Parse does).
+func imfFixdate(s string) (time.Time, bool) {
+	if len(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
+		s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25:] != " GMT" ||
+		strings.Index(weekdays, s[:3])%3 != 0 {
+		return time.Time{}, false
+	}
+	month := strings.Index(months, s[8:11])
+	day, ok1 := digits2(s[5:7])
+	hh, ok2 := digits2(s[17:19])
+	mm, ok3 := digits2(s[20:22])
+	ss, ok4 := digits2(s[23:25])
+	yh, ok5 := digits2(s[12:14])
+	yl, ok6 := digits2(s[14:16])
+	if month < 0 || month%3 != 0 || !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || hh > 23 || mm > 59 || ss > 59 || day < 1 {
+		return time.Time{}, false
+	}
+	t := time.Date(yh*100+yl, time.Month(month/3+1), day, hh, mm, ss, 0, time.UTC)
+	if t.Day() != day { // 31 Feb
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+func digits2(s string) (int, bool) {
+	if !isDigit(s[0]) || !isDigit(s[1]) {
+		return 0, false
+	}
+	return int(s[0]-'0')*10 + int(s[1]-'0'), true
 }
 
 // isoLayouts are the ISO 8601 shapes seen in reset headers: RFC 3339 (with
