@@ -34,18 +34,18 @@
 //	openai             x-ratelimit-{limit,remaining,reset}-{requests,tokens}   Go duration ("6m0s", "20ms"); window 1m
 //	                   (and other x-ratelimit-*-<name> with them)
 //	kong               X-RateLimit-{Limit,Remaining}-{Second,Minute,Hour,      window from the suffix (month = 31 days,
-//	                   Day,Month,Year} and -<name>-<Window>                     year = MaxWindow)
+//	                   Day,Month,Year} and -<name>-<Window>                    year = MaxWindow)
 //	linear             X-RateLimit-{Requests,Complexity}-{Limit,Remaining,     epoch milliseconds
 //	                   Reset}
 //	anthropic          anthropic-ratelimit-{requests,tokens,input-tokens,      RFC 3339; window 1m
 //	                   output-tokens}-{limit,remaining,reset}
-//	shopify            X-Shopify-Shop-Api-Call-Limit "32/40" (used/limit)      none
-//	salesforce         Sforce-Limit-Info "api-usage=18/5000; …" (used/limit,   none; window 24h for api-usage and
+//	shopify            X-Shopify-Shop-Api-Call-Limit "32/40" (used/limit)      no reset, no window (leaky bucket)
+//	salesforce         Sforce-Limit-Info "api-usage=18/5000; …" (used/limit,   no reset; window 24h for api-usage and
 //	                   appName as partition key)                               per-app-api-usage
-//	hubspot            X-HubSpot-RateLimit-Max/-Remaining (window from         none
-//	                   -Interval-Milliseconds), -Secondly(-Remaining),
+//	hubspot            X-HubSpot-RateLimit-Max/-Remaining (window from         no reset; windows: the interval, 1s
+//	                   -Interval-Milliseconds), -Secondly(-Remaining),         (secondly), 24h (daily)
 //	                   -Daily(-Remaining)
-//	azure              x-ms-ratelimit-remaining-<scope> and the resource form  remaining only
+//	azure              x-ms-ratelimit-remaining-<scope> and the resource form  remaining only, no reset
 //	                   "Name;197,Name2;1297"
 //	mapping            the headers a Mapping names                             the Mapping's ResetFormat and Window
 //
@@ -91,9 +91,11 @@
 //
 // # Speed
 //
-// Parse makes one pass over the header names without allocating, to see
-// which families are present and to find names stored in a non-canonical
-// form (set by direct map assignment); then it reads each header it needs
-// with a direct map lookup of its precomputed canonical name. A typical
-// response costs about one allocation (the Quotas slice).
+// Parse makes one pass over the header names to see which families are
+// present and to find names stored in a non-canonical form (set by direct
+// map assignment); then it reads each header it needs with a direct map
+// lookup of its precomputed canonical name, and skips the families it did
+// not see. Quotas are gathered on the stack: a typical response costs one
+// allocation (the Quotas slice); names with a meaningful suffix (Kong,
+// Azure) or in non-canonical form cost one more.
 package headerparse

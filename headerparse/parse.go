@@ -154,15 +154,15 @@ type ctx struct {
 
 	consumed  [5]string // canonical header names the Mapping read
 	nConsumed int
-	mapIdx    int // index of the Mapping's quota in obs.Quotas, or -1
+	mapIdx    int // index of the Mapping's quota in all(), or -1
 	mapWindow time.Duration
 }
 
-// scan makes one pass over the header names, without allocating: it notes
-// which families are present, remembers the names whose suffix carries
-// meaning, and remembers the names of interest that are not in canonical
-// form (set by direct map assignment) so that lookups of precomputed
-// canonical names can fall back to them.
+// scan makes one pass over the header names: it notes which families are
+// present, remembers the names whose suffix carries meaning (Kong, Azure),
+// and remembers the names of interest that are not in canonical form (set
+// by direct map assignment) so that lookups of precomputed canonical names
+// can fall back to them. It allocates only when it meets such names.
 func (c *ctx) scan() {
 	for k := range c.h {
 		if len(k) < 3 || !interesting[k[0]] {

@@ -690,6 +690,17 @@ func garbageCases() []parseCase {
 	}
 }
 
+func TestParseLongNames(t *testing.T) {
+	long := strings.Repeat("é", 150) // 300 bytes
+	got := Parse(200, hdr("X-RateLimit-Limit: 5", "X-RateLimit-Resource: "+long), t0)
+	require.Len(t, got.Quotas, 1)
+	assert.Equal(t, strings.Repeat("é", maxNameLen/2), got.Quotas[0].Name)
+	got = Parse(200, hdr("X-RateLimit-Limit: 5", "X-RateLimit-Resource: a"+long), t0)
+	assert.Equal(t, "a"+strings.Repeat("é", (maxNameLen-2)/2), got.Quotas[0].Name, "cut before a split character")
+	got = Parse(200, hdr(`RateLimit-Policy: "x";q=1;qu="`+strings.Repeat("u", 150)+`"`), t0)
+	assert.Equal(t, srl.DimRequests, got.Quotas[0].Dimension, "an over-long unit is dropped")
+}
+
 func TestParseBounded(t *testing.T) {
 	h := http.Header{}
 	for i := 0; i < 5000; i++ {

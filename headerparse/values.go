@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	srl "github.com/smartratelimit/smartratelimit"
 )
@@ -297,10 +298,13 @@ func toLower(s string) string {
 	return s
 }
 
-// clip cuts s to at most n bytes.
+// clip cuts s to at most n bytes, at a UTF-8 character boundary.
 func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
