@@ -134,6 +134,10 @@ type Update struct {
 	// SentSeq is the Reservation.Seq of the request this response answers;
 	// zero when unknown.
 	SentSeq uint64
+	// SentAgo is how long before the Observe call the request was sent;
+	// zero when unknown. A report about a request sent before the latest
+	// local window began describes an earlier window and lowers nothing.
+	SentAgo time.Duration
 }
 
 // LimitStatus is the state of one limit of a key.

@@ -47,7 +47,10 @@ func fits(used, cost, limit float64) bool {
 // cost units fit under limit units per window ns, without changing w, or -1
 // when cost exceeds a whole window. In the current window a request goes at
 // once; in a future window slot j lands at start + j*window/limit, so
-// waiters are paced rather than released together.
+// waiters are paced rather than released together. A future window whose
+// pacing lags behind tmin (another limit, a block or earlier waiters made
+// the request later) counts the slots before tmin as spent, so the requests
+// after it are paced too instead of bursting at tmin.
 func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) int64 {
 	if cost > limit+eps || window <= 0 || !(limit > 0) {
 		return -1
@@ -60,7 +63,13 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 		start += (tmin - start) / window * window
 		used = 0
 	}
-	for !fits(used, cost, limit) {
+	for {
+		if start > now {
+			used = paced(used, limit, window, start, tmin)
+		}
+		if fits(used, cost, limit) {
+			break
+		}
 		start += window
 		used = 0
 	}
@@ -74,10 +83,22 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 	return slot
 }
 
-// Take counts cost units at instant at, which must not be earlier than the
-// instant of any earlier Take (Earliest's answer, or later).
-func (w *Window) Take(limit float64, window, at int64, cost float64) {
+// paced returns the units of a future window starting at start that count
+// as spent by instant t: used, or the slots paced before t if more.
+func paced(used, limit float64, window, start, t int64) float64 {
+	if t <= start {
+		return used
+	}
+	return math.Max(used, float64(t-start)/float64(window)*limit)
+}
+
+// Take counts cost units at instant at (Earliest's answer for now, or
+// later), which must not be earlier than the instant of any earlier Take.
+func (w *Window) Take(limit float64, window, now, at int64, cost float64) {
 	w.advance(window, at)
+	if w.Start > now {
+		w.Used = paced(w.Used, limit, window, w.Start, at)
+	}
 	w.Used += cost
 	w.carry(limit, window)
 }
@@ -107,8 +128,10 @@ func (w *Window) carry(limit float64, window int64) {
 
 // Block makes the window restart at until (a server's 429 or Retry-After),
 // so traffic resumes paced from the block's end rather than all at once.
-func (w *Window) Block(until int64) {
-	if w.Start < until {
+// When slots were already handed out at or after until (lastSlot), the
+// latest window keeps its count: restarting it would forget them.
+func (w *Window) Block(until, lastSlot int64) {
+	if w.Start < until && lastSlot < until {
 		w.Start = until
 		w.Used = 0
 	}
@@ -124,21 +147,34 @@ func Tolerance(window int64) int64 {
 
 // Reconcile applies a server's report on one limit at instant now.
 // grantedSince is the number of units granted after the reported request
-// was sent (they may not be in the server's count yet). The rules:
+// was granted (they may not be in the server's count yet); sentAt is when
+// that request was sent (0 when unknown). The rules:
 //
-//   - a report about a window before the latest local one is stale: ignored;
+//   - a report about a window before the latest local one is stale: ignored
+//     (so is any report while the latest local window is a future one: it
+//     already holds reservations the server cannot know of);
 //   - a report about the same window can only lower what is left
 //     (Used = max(Used, limit - remaining + grantedSince)), and aligns the
 //     current window's end with the server's;
 //   - a report about a later window starts that window with the server's count.
-func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, grantedSince float64) {
+func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, grantedSince float64, sentAt int64) {
 	if !(limit > 0) || window <= 0 {
 		return
 	}
 	w.advance(window, now)
+	if sentAt > 0 && sentAt < w.Start-int64(time.Millisecond) && w.Start <= now {
+		// The request was sent before the current local window began: the
+		// server's count is about an earlier window. Only a report of a
+		// window after the local one (below) may still apply.
+		if !u.HasReset || now+int64(u.ResetIn) <= w.Start+window+Tolerance(window) {
+			return
+		}
+	}
 	used := math.NaN()
 	if u.HasRemaining {
-		used = math.Max(0, limit-u.Remaining) + grantedSince
+		// Of the units granted since, at most those in the latest window
+		// can be in the server's window too.
+		used = math.Max(0, limit-u.Remaining) + math.Min(grantedSince, w.Used)
 	}
 	if u.HasReset {
 		end := now + int64(u.ResetIn)
@@ -152,10 +188,14 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 			if !math.IsNaN(used) {
 				w.Used = used
 			}
+		case w.Start > now:
+			// The latest local window is a future one, already holding
+			// reservations; the server speaks of the present one.
+			return
 		case end >= latestEnd-tol:
 			// The same window.
 			w.lower(used)
-		case w.Start > now || end <= w.Start+tol:
+		case end <= w.Start+tol:
 			// About a window before the latest local one: stale.
 			return
 		default:

@@ -239,7 +239,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	var costErr error
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
 		cost := srl.CostOf(l, req.Costs)
-		e := w.Earliest(l.Limit, int64(l.Window), now, tmin, cost)
+		e := w.Earliest(l.Limit, l.Span(), now, tmin, cost)
 		if e < 0 {
 			costErr = fmt.Errorf("%w: %s costs %g, %s", srl.ErrCostExceedsLimit, req.Key, cost, l)
 			return false
@@ -262,7 +262,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 		return res, nil
 	}
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
-		w.Take(l.Limit, int64(l.Window), at, srl.CostOf(l, req.Costs))
+		w.Take(l.Limit, l.Span(), now, at, srl.CostOf(l, req.Costs))
 		return true
 	})
 	st.seq++
@@ -294,20 +294,28 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 	if u.SentSeq > 0 && u.SentSeq <= st.seq {
 		since = float64(st.seq - u.SentSeq)
 	}
+	var sentAt int64
+	if u.SentAgo > 0 && int64(u.SentAgo) < now {
+		sentAt = now - int64(u.SentAgo)
+	}
 	for i := range u.Quotas {
 		q := &u.Quotas[i]
 		if q.Limit.Validate() != nil {
 			continue
 		}
-		if st.x == nil {
-			st.x = &learned{}
+		var ls *limitState
+		if st.x != nil {
+			ls = st.x.find(q.Limit)
 		}
-		ls := st.x.find(q.Limit)
 		if ls == nil {
-			if len(st.x.headers) >= maxLearned {
+			if st.x != nil && len(st.x.headers) >= maxLearned {
 				continue
 			}
-			st.x.headers = append(st.x.headers, limitState{Limit: q.Limit, w: srl.StartWindow(int64(q.Window), now, q)})
+			w := st.inherit(q, now)
+			if st.x == nil {
+				st.x = &learned{}
+			}
+			st.x.headers = append(st.x.headers, limitState{Limit: q.Limit, w: w})
 			ls = &st.x.headers[len(st.x.headers)-1]
 		}
 		ls.Limit = q.Limit
@@ -315,7 +323,7 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 		if ls.Dimension.OrRequests() == srl.DimRequests {
 			g = since
 		}
-		ls.w.Reconcile(ls.Limit.Limit, int64(ls.Window), now, q, g)
+		ls.w.Reconcile(ls.Limit.Limit, ls.Span(), now, q, g, sentAt)
 	}
 	if u.BlockFor > 0 {
 		until := now + int64(u.BlockFor)
@@ -323,18 +331,35 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 			st.blocked = until
 		}
 		for i := range st.def {
-			st.def[i].Block(until)
+			st.def[i].Block(until, st.lastSlot)
 		}
 		if st.x != nil {
 			for i := range st.x.headers {
-				st.x.headers[i].w.Block(until)
+				st.x.headers[i].w.Block(until, st.lastSlot)
 			}
 			for i := range st.x.override {
-				st.x.override[i].w.Block(until)
+				st.x.override[i].w.Block(until, st.lastSlot)
 			}
 		}
 	}
 	return nil
+}
+
+// inherit returns the window a newly learned limit starts with. While the
+// defaults are in force, a learned limit with the window length and
+// dimension of a default takes over that default's window, so the slots
+// already reserved under the defaults stay counted; otherwise it starts on
+// the server's window.
+func (st *keyState) inherit(q *srl.QuotaUpdate, now int64) srl.Window {
+	defaultsActive := st.x == nil || len(st.x.headers)+len(st.x.override) == 0
+	if defaultsActive && st.defs != nil {
+		for i, d := range st.defs.limits {
+			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
+				return st.def[i]
+			}
+		}
+	}
+	return srl.StartWindow(q.Span(), now, q)
 }
 
 func (x *learned) find(l srl.Limit) *limitState {
@@ -365,7 +390,7 @@ func (b *Backend) Status(ctx context.Context, key string) (srl.Status, error) {
 		s.BlockedUntil = b.toTime(st.blocked)
 	}
 	st.active(func(l *srl.Limit, w *srl.Window, src srl.Source) bool {
-		rem, res, reset := w.State(l.Limit, int64(l.Window), now)
+		rem, res, reset := w.State(l.Limit, l.Span(), now)
 		s.Limits = append(s.Limits, srl.LimitStatus{Limit: *l, Source: src, Remaining: rem, Reserved: res, ResetAt: b.toTime(reset)})
 		return true
 	})
