@@ -1,0 +1,113 @@
+package middleware
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// ErrInvalidURL reports a request URL the limiter cannot key: not
+// absolute after resolving the client's base URL, or not parseable. The
+// request is not sent.
+var ErrInvalidURL = errors.New("smartratelimit: invalid request URL")
+
+// resolve returns the request's absolute URL: resty runs user hooks before
+// it joins a relative URL with the client's base URL, so the limiter does
+// the same join. User info and query are dropped here and never kept.
+func resolve(c *resty.Client, r *resty.Request) (URL, error) {
+	raw := r.URL
+	if !strings.Contains(raw, "://") {
+		base := c.BaseURL
+		if base == "" {
+			base = c.HostURL
+		}
+		if base == "" {
+			return URL{}, fmt.Errorf("%w: relative URL %q and no base URL", ErrInvalidURL, redact(raw))
+		}
+		if !strings.HasPrefix(raw, "/") {
+			raw = "/" + raw
+		}
+		raw = strings.TrimRight(base, "/") + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return URL{}, fmt.Errorf("%w: %q", ErrInvalidURL, redact(raw))
+	}
+	return fromURL(u)
+}
+
+// KeyOf returns the default key of a URL string (scheme://host:port):
+// the key under which [Limiter.Status] finds a host.
+func KeyOf(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q", ErrInvalidURL, redact(rawURL))
+	}
+	ku, err := fromURL(u)
+	if err != nil {
+		return "", err
+	}
+	return HostKey(ku), nil
+}
+
+func fromURL(u *url.URL) (URL, error) {
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if scheme == "" || host == "" || strings.ContainsAny(host, "{} ") {
+		return URL{}, fmt.Errorf("%w: %q is not an absolute URL", ErrInvalidURL, redactURL(u))
+	}
+	port := u.Port()
+	if port == "" {
+		port = defaultPort(scheme)
+	}
+	if strings.Contains(host, ":") { // IPv6 literal
+		host = "[" + host + "]"
+	}
+	return URL{Scheme: scheme, Host: host, Port: port, Path: u.EscapedPath()}, nil
+}
+
+// hostPort is the host as option maps name it: "host" for the scheme's
+// default port, else "host:port".
+func (u URL) hostPort() string {
+	if u.Port == defaultPort(u.Scheme) {
+		return u.Host
+	}
+	return net.JoinHostPort(strings.Trim(u.Host, "[]"), u.Port)
+}
+
+// redact removes user info and query from a URL-ish string for messages.
+func redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return redactURL(u)
+	}
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if i := strings.Index(raw, "@"); i >= 0 {
+		raw = raw[i+1:]
+	}
+	return raw
+}
+
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	c.ForceQuery = false
+	c.Fragment = ""
+	c.RawFragment = ""
+	return c.String()
+}
+
+// hashPartition turns a partition value (possibly a secret) into a short,
+// stable, non-reversible tag.
+func hashPartition(v string) string {
+	sum := sha256.Sum256([]byte("smartratelimit-partition\x00" + v))
+	return hex.EncodeToString(sum[:8])
+}

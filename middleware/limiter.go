@@ -1,0 +1,600 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend/memory"
+	"github.com/smartratelimit/smartratelimit/headerparse"
+)
+
+// Limiter limits the requests of the resty clients it is attached to. It
+// is safe for concurrent use. Create it with [New], attach it with
+// [Limiter.Attach], and Close it when done.
+type Limiter struct {
+	cfg        config
+	backend    srl.Backend
+	ownBackend bool
+	parser     headerparse.Parser
+	hostParser map[string]*headerparse.Parser
+
+	// overridden remembers the keys whose host limits were set in the
+	// backend; only hosts configured with WithHostLimits are tracked.
+	overridden sync.Map // key -> struct{}
+
+	mu      sync.Mutex
+	known   map[string]struct{}      // keys this process had a response from
+	gates   map[string]chan struct{} // keys whose first response is awaited
+	waiting map[string]int           // callers sleeping per key
+	blocks  map[string]int64 // key -> blocked until (clock ns since base), learned in this process
+	base    time.Time
+
+	closed  atomic.Bool
+	closing chan struct{}
+	inMu    sync.RWMutex // held (read) by requests in the limiter; Close takes it to wait them out
+}
+
+// New returns a limiter configured by opts. Without [WithBackend] it owns
+// a new in-memory backend, closed by [Limiter.Close].
+func New(opts ...Option) (*Limiter, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	l := &Limiter{
+		cfg:     cfg,
+		parser:  headerparse.Parser{Mapping: cfg.mapping},
+		waiting: map[string]int{},
+		known:   map[string]struct{}{},
+		gates:   map[string]chan struct{}{},
+		blocks:  map[string]int64{},
+		closing: make(chan struct{}),
+		base:    cfg.clock.Now(),
+	}
+	if len(cfg.hostMappings) > 0 {
+		l.hostParser = map[string]*headerparse.Parser{}
+		for h, m := range cfg.hostMappings {
+			l.hostParser[h] = &headerparse.Parser{Mapping: m}
+		}
+	}
+	l.backend = cfg.backend
+	if l.backend == nil {
+		b, err := memory.New(memory.WithClock(cfg.clock), memory.WithLogger(cfg.logger))
+		if err != nil {
+			return nil, err
+		}
+		l.backend, l.ownBackend = b, true
+	}
+	return l, nil
+}
+
+// Attach installs the limiter on c: an OnBeforeRequest hook that waits for
+// the request's slot (or refuses it), a transport wrapper and an
+// OnAfterResponse hook that learn limits from every response — including
+// retried attempts and responses read with SetDoNotParseResponse — and it
+// returns c.
+func (l *Limiter) Attach(c *resty.Client) *resty.Client {
+	next := c.GetClient().Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c.SetTransport(&transport{next: next, l: l})
+	c.OnBeforeRequest(l.beforeRequest)
+	c.OnAfterResponse(l.afterResponse)
+	c.OnError(l.onError)
+	return c
+}
+
+// Client returns a new resty client with a limiter attached: the one call
+// for the common case. Close the limiter when done.
+func Client(opts ...Option) (*resty.Client, *Limiter, error) {
+	l, err := New(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.Attach(resty.New()), l, nil
+}
+
+// Backend returns the limiter's backend.
+func (l *Limiter) Backend() srl.Backend { return l.backend }
+
+// ticket travels in the request's context from the before hook to the
+// response, once per attempt.
+type ticket struct {
+	key      string
+	host     string
+	seq      atomic.Uint64
+	sent     atomic.Int64 // when the attempt left the limiter (l.now())
+	probe    bool         // the attempt holds the key's first-contact gate
+	observed atomic.Bool
+}
+
+type ticketKey struct{}
+
+type costKey struct{}
+
+// WithRequestCost returns a context carrying a request's cost (for example
+// its tokens); set it with resty's Request.SetContext. It takes precedence
+// over [WithCost].
+func WithRequestCost(ctx context.Context, costs ...srl.Cost) context.Context {
+	return context.WithValue(ctx, costKey{}, costs)
+}
+
+// keyFor computes the bucket key of a request.
+func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error) {
+	u, err := resolve(c, r)
+	if err != nil {
+		return "", u, err
+	}
+	var key string
+	if l.cfg.keyFunc != nil {
+		key = l.cfg.keyFunc(u)
+	} else {
+		key = HostKey(u)
+	}
+	for _, s := range l.cfg.scopes {
+		if s.host == u.hostPort() && strings.HasPrefix(u.Path, s.prefix) {
+			key += s.prefix
+			break
+		}
+	}
+	if l.cfg.partition != nil {
+		if p := l.cfg.partition(c, r); p != "" {
+			key += "#" + hashPartition(p)
+		}
+	}
+	return key, u, nil
+}
+
+func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
+	l.inMu.RLock()
+	defer l.inMu.RUnlock()
+	if l.closed.Load() {
+		return srl.ErrClosed
+	}
+	key, u, err := l.keyFor(c, r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	var costs []srl.Cost
+	if v, ok := ctx.Value(costKey{}).([]srl.Cost); ok {
+		costs = v
+	} else if l.cfg.costFunc != nil {
+		costs = l.cfg.costFunc(r)
+	}
+	host := u.hostPort()
+	if err := l.ensureOverride(ctx, key, host); err != nil {
+		return err
+	}
+	probe, err := l.awaitFirstContact(ctx, key)
+	if err != nil {
+		return err
+	}
+	seq, err := l.wait(ctx, key, costs)
+	if err != nil {
+		if probe {
+			l.learned(key)
+		}
+		return err
+	}
+	t, _ := ctx.Value(ticketKey{}).(*ticket)
+	if t == nil || t.key != key {
+		t = &ticket{key: key, host: host}
+		r.SetContext(context.WithValue(ctx, ticketKey{}, t))
+	}
+	t.probe = t.probe || probe
+	t.seq.Store(seq)
+	t.sent.Store(l.now())
+	t.observed.Store(false)
+	return nil
+}
+
+// firstContactWait bounds how long callers wait for the first response
+// from a key before going ahead under the default limits.
+const firstContactWait = 2 * time.Second
+
+// maxKnown bounds the set of keys this process has seen a response from;
+// past it the set starts over (a key then waits for one more first
+// response, which costs at most one round trip).
+const maxKnown = 100_000
+
+// awaitFirstContact lets the first caller of a key this process has never
+// had a response from go ahead as a probe and makes concurrent callers wait
+// (at most firstContactWait, and never for fail-fast limiters) until that
+// response arrives: then they are paced by the limits the server announced
+// instead of reserving slots under the defaults first. It reports whether
+// the caller is the probe.
+func (l *Limiter) awaitFirstContact(ctx context.Context, key string) (bool, error) {
+	l.mu.Lock()
+	if _, ok := l.known[key]; ok || l.cfg.failFast {
+		l.mu.Unlock()
+		return false, nil
+	}
+	g, waiting := l.gates[key]
+	if !waiting {
+		g = make(chan struct{})
+		l.gates[key] = g
+	}
+	l.mu.Unlock()
+	if !waiting {
+		return true, nil
+	}
+	t := l.cfg.clock.NewTimer(firstContactWait)
+	defer t.Stop()
+	select {
+	case <-g:
+	case <-t.C():
+	case <-ctx.Done():
+		return false, l.refuse(&srl.LimitError{Key: key, Reason: srl.ReasonCanceled, Err: ctx.Err()})
+	case <-l.closing:
+		return false, srl.ErrClosed
+	}
+	return false, nil
+}
+
+// learned records that key had a response (or that its probe ended) and
+// opens its gate.
+func (l *Limiter) learned(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if g, ok := l.gates[key]; ok {
+		close(g)
+		delete(l.gates, key)
+	}
+	if len(l.known) >= maxKnown {
+		clear(l.known)
+	}
+	l.known[key] = struct{}{}
+}
+
+// ensureOverride puts a host's configured limits on a key the first time
+// the key is seen.
+func (l *Limiter) ensureOverride(ctx context.Context, key, host string) error {
+	limits, ok := l.cfg.hostLimits[host]
+	if !ok {
+		return nil
+	}
+	if _, done := l.overridden.Load(key); done {
+		return nil
+	}
+	if err := l.backend.SetLimits(ctx, key, limits); err != nil {
+		return err
+	}
+	l.overridden.Store(key, struct{}{})
+	return nil
+}
+
+// Wait waits for a slot for one request to key (as the hook does) and
+// returns when the request may go, or a [*srl.LimitError]; for callers
+// that limit something other than a resty request.
+func (l *Limiter) Wait(ctx context.Context, key string, costs ...srl.Cost) error {
+	l.inMu.RLock()
+	defer l.inMu.RUnlock()
+	if l.closed.Load() {
+		return srl.ErrClosed
+	}
+	_, err := l.wait(ctx, key, costs)
+	return err
+}
+
+func (l *Limiter) now() int64 { return int64(l.cfg.clock.Now().Sub(l.base)) }
+
+// wait acquires a slot and sleeps until it. After the sleep it checks
+// whether a response learned in this process blocked the key meanwhile,
+// and if so takes a new slot after the block.
+func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost) (uint64, error) {
+	var waited time.Duration
+	for attempt := 0; ; attempt++ {
+		maxWait := l.cfg.maxWait
+		reason := srl.ReasonMaxWait
+		if l.cfg.failFast {
+			maxWait = 0
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			if left := dl.Sub(l.cfg.clock.Now()); left < maxWait {
+				maxWait, reason = max(left, 0), srl.ReasonDeadline
+			}
+		}
+		maxWait -= min(waited, maxWait)
+		res, err := l.backend.Acquire(ctx, srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait})
+		if err != nil {
+			if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) || errors.Is(err, srl.ErrBackendUnavailable) {
+				return 0, err
+			}
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return 0, l.refuse(&srl.LimitError{Key: key, Reason: srl.ReasonCanceled, Err: ctxErr})
+			}
+			return 0, fmt.Errorf("%w: %w", srl.ErrBackendUnavailable, err)
+		}
+		if !res.OK {
+			return 0, l.refuse(&srl.LimitError{Key: key, Wait: res.Wait, Limit: res.Limit, Blocked: res.Blocked, Reason: reason})
+		}
+		if res.Wait > 0 {
+			if err := l.sleep(ctx, key, res.Wait); err != nil {
+				return 0, l.refuse(&srl.LimitError{Key: key, Wait: res.Wait, Limit: res.Limit, Blocked: res.Blocked, Reason: srl.ReasonCanceled, Err: err})
+			}
+			waited += res.Wait
+		}
+		if attempt < 8 && l.blockedAfter(key) {
+			continue
+		}
+		if waited > 0 && l.cfg.hooks.OnWait != nil {
+			l.cfg.hooks.OnWait(key, waited)
+		}
+		return res.Seq, nil
+	}
+}
+
+func (l *Limiter) refuse(e *srl.LimitError) error {
+	if l.cfg.hooks.OnRefuse != nil {
+		l.cfg.hooks.OnRefuse(e)
+	}
+	return e
+}
+
+// blockedAfter reports whether this process learned a block of key that
+// ends in the future (a 429 arrived while the caller slept).
+func (l *Limiter) blockedAfter(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	until, ok := l.blocks[key]
+	if !ok {
+		return false
+	}
+	if until <= l.now() {
+		delete(l.blocks, key)
+		return false
+	}
+	return true
+}
+
+func (l *Limiter) sleep(ctx context.Context, key string, d time.Duration) error {
+	l.mu.Lock()
+	l.waiting[key]++
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.waiting[key]--; l.waiting[key] <= 0 {
+			delete(l.waiting, key)
+		}
+		l.mu.Unlock()
+	}()
+	t := l.cfg.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.closing:
+		return srl.ErrClosed
+	}
+}
+
+// afterResponse learns from a response when the transport wrapper did not
+// (for example when the client's transport was replaced after Attach).
+func (l *Limiter) afterResponse(_ *resty.Client, resp *resty.Response) error {
+	if resp == nil || resp.RawResponse == nil || resp.Request == nil {
+		return nil
+	}
+	l.learn(resp.Request.Context(), resp.RawResponse, resp.ReceivedAt())
+	return nil
+}
+
+// onError opens a key's first-contact gate when its probe got no response
+// (a transport error), so the callers behind it do not wait for nothing.
+func (l *Limiter) onError(r *resty.Request, _ error) {
+	if t, ok := r.Context().Value(ticketKey{}).(*ticket); ok && t.probe {
+		t.probe = false
+		l.learned(t.key)
+	}
+}
+
+type transport struct {
+	next http.RoundTripper
+	l    *Limiter
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if resp != nil {
+		t.l.learn(req.Context(), resp, t.l.cfg.clock.Now())
+	}
+	return resp, err
+}
+
+// learn applies a response's headers to its key, once per attempt.
+func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.Time) {
+	t, _ := ctx.Value(ticketKey{}).(*ticket)
+	if t == nil || t.observed.Swap(true) || l.closed.Load() {
+		return
+	}
+	if t.probe {
+		defer l.learned(t.key) // after the backend has the limits
+		t.probe = false
+	} else {
+		l.mu.Lock()
+		_, known := l.known[t.key]
+		l.mu.Unlock()
+		if !known {
+			defer l.learned(t.key)
+		}
+	}
+	p := &l.parser
+	if hp, ok := l.hostParser[t.host]; ok {
+		p = hp
+	}
+	obs := p.Parse(resp.StatusCode, resp.Header, received)
+	if obs.Empty() {
+		return
+	}
+	u := l.update(&obs, received)
+	u.SentSeq = t.seq.Load()
+	u.SentAgo = time.Duration(max(l.now()-t.sent.Load(), 1))
+	if len(u.Quotas) == 0 && u.BlockFor <= 0 {
+		return
+	}
+	if u.BlockFor > 0 {
+		l.mu.Lock()
+		if until := l.now() + int64(u.BlockFor); until > l.blocks[t.key] {
+			l.blocks[t.key] = until
+		}
+		l.mu.Unlock()
+		if l.cfg.hooks.OnThrottled != nil {
+			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, u.BlockFor)
+		}
+	}
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.observeTimout)
+	defer cancel()
+	if err := l.backend.Observe(octx, t.key, u); err != nil {
+		l.cfg.logger.Warn("smartratelimit: could not record response limits", "key", t.key, "error", err)
+		return
+	}
+	if len(u.Quotas) > 0 && l.cfg.hooks.OnLearn != nil {
+		l.cfg.hooks.OnLearn(t.key, u.Quotas)
+	}
+}
+
+// update turns an observation into a backend update: it resolves each
+// quota's window and decides how long a rate-limit status blocks the key.
+func (l *Limiter) update(obs *srl.Observation, received time.Time) srl.Update {
+	var u srl.Update
+	elapsed := max(l.cfg.clock.Now().Sub(received), 0)
+	var exhaustedUntil time.Duration
+	for _, q := range obs.Quotas {
+		resetIn, hasReset := q.ResetIn.Get()
+		if hasReset {
+			resetIn = max(resetIn-elapsed, 0)
+		}
+		rem, hasRem := q.Remaining.Get()
+		if hasRem && rem <= 0 && hasReset {
+			exhaustedUntil = max(exhaustedUntil, resetIn)
+		}
+		limit, ok := q.Limit.Get()
+		if !ok || limit <= 0 {
+			continue // remaining without a limit: only an exhausted quota matters (above)
+		}
+		window, ok := q.Window.Get()
+		if !ok {
+			if !hasReset {
+				continue // neither window nor reset: no window to enforce
+			}
+			window = InferWindow(resetIn)
+		} else if hasReset && resetIn > window {
+			window = InferWindow(resetIn) // a window cannot end later than its length
+		}
+		qu := srl.QuotaUpdate{
+			Limit:        srl.Limit{Name: q.Name, Dimension: q.Dimension.OrRequests(), Limit: limit, Window: min(window, srl.MaxWindow)},
+			Remaining:    rem,
+			HasRemaining: hasRem,
+			ResetIn:      resetIn,
+			HasReset:     hasReset,
+		}
+		if qu.Limit.Validate() != nil {
+			continue
+		}
+		u.Quotas = append(u.Quotas, qu)
+	}
+	if obs.Limited {
+		block := l.cfg.defaultBlock
+		if ra, ok := obs.RetryAfter.Get(); ok && ra > 0 {
+			block = max(ra-elapsed, time.Millisecond)
+		} else if exhaustedUntil > 0 {
+			block = exhaustedUntil
+		}
+		u.BlockFor = min(block, srl.MaxWindow)
+	}
+	return u
+}
+
+// standardWindows are the window lengths a limit is assumed to have when a
+// server sends a reset but no window.
+var standardWindows = []time.Duration{time.Second, time.Minute, 15 * time.Minute, time.Hour, 24 * time.Hour}
+
+// InferWindow guesses a quota's window from the time until it resets when
+// the server does not say: the shortest common window (a second, minute,
+// quarter hour, hour or day) that is at least that long. GitHub's hourly
+// limit reset in 40 minutes is an hour.
+func InferWindow(resetIn time.Duration) time.Duration {
+	for _, w := range standardWindows {
+		if resetIn <= w {
+			return w
+		}
+	}
+	return min(resetIn, srl.MaxWindow)
+}
+
+// Status returns the state of a key — its limits with remaining units,
+// reset times, sources and utilization, when it is blocked until — and how
+// many callers of this process wait on it. Find a host's key with [KeyOf].
+func (l *Limiter) Status(ctx context.Context, key string) (Status, error) {
+	st, err := l.backend.Status(ctx, key)
+	if err != nil {
+		return Status{}, err
+	}
+	l.mu.Lock()
+	w := l.waiting[key]
+	l.mu.Unlock()
+	return Status{Status: st, Waiting: w}, nil
+}
+
+// Status is a key's state as seen by one limiter.
+type Status struct {
+	srl.Status
+	// Waiting is how many callers of this process wait for a slot of the key.
+	Waiting int `json:"waiting"`
+}
+
+// Keys lists the tracked keys.
+func (l *Limiter) Keys(ctx context.Context) ([]string, error) { return l.backend.Keys(ctx) }
+
+// SetLimits overrides a key's limits (nil removes the override).
+func (l *Limiter) SetLimits(ctx context.Context, key string, limits ...srl.Limit) error {
+	return l.backend.SetLimits(ctx, key, limits)
+}
+
+// Clear forgets one key.
+func (l *Limiter) Clear(ctx context.Context, key string) error {
+	l.overridden.Delete(key)
+	l.mu.Lock()
+	delete(l.blocks, key)
+	l.mu.Unlock()
+	return l.backend.Clear(ctx, key)
+}
+
+// ClearAll forgets every key.
+func (l *Limiter) ClearAll(ctx context.Context) error {
+	l.overridden.Clear()
+	l.mu.Lock()
+	clear(l.blocks)
+	l.mu.Unlock()
+	return l.backend.ClearAll(ctx)
+}
+
+// Close wakes every waiting caller with [srl.ErrClosed], makes later
+// requests fail with it, waits for requests inside the limiter to leave,
+// and closes the backend when the limiter created it.
+func (l *Limiter) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	close(l.closing)
+	l.inMu.Lock() // waits for every request still inside the limiter
+	l.inMu.Unlock()
+	if l.ownBackend {
+		return l.backend.Close()
+	}
+	return nil
+}

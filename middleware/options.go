@@ -1,0 +1,372 @@
+package middleware
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/headerparse"
+	"github.com/smartratelimit/smartratelimit/internal/clock"
+)
+
+// Option configures a [Limiter]. Invalid options make [New] return an
+// error wrapping [srl.ErrInvalidLimit].
+type Option func(*config) error
+
+type config struct {
+	backend       srl.Backend
+	defaults      []srl.Limit
+	hostLimits    map[string][]srl.Limit
+	mapping       *headerparse.Mapping
+	hostMappings  map[string]*headerparse.Mapping
+	failFast      bool
+	maxWait       time.Duration
+	keyFunc       KeyFunc
+	scopes        []scope
+	partition     func(c *resty.Client, r *resty.Request) string
+	costFunc      CostFunc
+	clock         clock.Clock
+	logger        *slog.Logger
+	hooks         Hooks
+	defaultBlock  time.Duration
+	observeTimout time.Duration
+}
+
+type scope struct{ host, prefix string }
+
+// Defaults of every option.
+const (
+	// DefaultPerSecond, DefaultPerMinute and DefaultPerHour are the default
+	// limits, enforced together until a server announces its own.
+	DefaultPerSecond = 10
+	DefaultPerMinute = 300
+	DefaultPerHour   = 10000
+	// DefaultBlock is how long a key is blocked after a 429 (or other
+	// rate-limit status) that says nothing about when to retry.
+	DefaultBlock = time.Second
+)
+
+func defaultConfig() config {
+	return config{
+		defaults: []srl.Limit{
+			srl.PerSecond(DefaultPerSecond),
+			srl.PerMinute(DefaultPerMinute),
+			srl.PerHour(DefaultPerHour),
+		},
+		maxWait:       srl.Forever,
+		clock:         clock.Real,
+		logger:        slog.New(slog.DiscardHandler),
+		defaultBlock:  DefaultBlock,
+		observeTimout: 5 * time.Second,
+	}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", srl.ErrInvalidLimit, fmt.Sprintf(format, args...))
+}
+
+// WithBackend sets where bucket state lives (default: a new in-memory
+// backend owned by the limiter). The limiter does not close a backend given
+// here; close it after the limiter.
+func WithBackend(b srl.Backend) Option {
+	return func(c *config) error {
+		if b == nil {
+			return invalid("nil backend")
+		}
+		c.backend = b
+		return nil
+	}
+}
+
+// WithDefaultLimits sets the limits used for a host until its server
+// announces its own (default: 10 per second, 300 per minute and 10,000 per
+// hour, all enforced together). Zero values disable a window:
+// WithDefaultLimits(20, 0, 0) enforces only 20 requests per second.
+func WithDefaultLimits(perSecond, perMinute, perHour float64) Option {
+	return func(c *config) error {
+		var ls []srl.Limit
+		for _, l := range []srl.Limit{srl.PerSecond(perSecond), srl.PerMinute(perMinute), srl.PerHour(perHour)} {
+			if l.Limit == 0 {
+				continue
+			}
+			if err := l.Validate(); err != nil {
+				return err
+			}
+			ls = append(ls, l)
+		}
+		c.defaults = ls
+		return nil
+	}
+}
+
+// WithDefaults sets the default limits as a list, for windows other than a
+// second, minute and hour. An empty list means no limit until a server
+// announces one.
+func WithDefaults(limits ...srl.Limit) Option {
+	return func(c *config) error {
+		for _, l := range limits {
+			if err := l.Validate(); err != nil {
+				return err
+			}
+		}
+		c.defaults = append([]srl.Limit(nil), limits...)
+		return nil
+	}
+}
+
+// WithHostLimits overrides the limits of one host ("api.example.com", or
+// "api.example.com:8443" for a port other than the scheme's default):
+// they replace the defaults and are enforced together with whatever the
+// server announces (Status reports them with source "override").
+func WithHostLimits(host string, limits ...srl.Limit) Option {
+	return func(c *config) error {
+		if host == "" || len(limits) == 0 {
+			return invalid("WithHostLimits needs a host and at least one limit")
+		}
+		for _, l := range limits {
+			if err := l.Validate(); err != nil {
+				return err
+			}
+		}
+		if c.hostLimits == nil {
+			c.hostLimits = map[string][]srl.Limit{}
+		}
+		c.hostLimits[strings.ToLower(host)] = append([]srl.Limit(nil), limits...)
+		return nil
+	}
+}
+
+// WithHeaderMapping names the headers of a server that uses its own
+// rate-limit header names (the Python library's headers_map). The mapped
+// headers are read first; the standard formats still apply.
+func WithHeaderMapping(m headerparse.Mapping) Option {
+	return func(c *config) error {
+		c.mapping = &m
+		return nil
+	}
+}
+
+// WithHostProfile sets the header mapping for one host only, for example a
+// host whose reset header is delta milliseconds.
+func WithHostProfile(host string, m headerparse.Mapping) Option {
+	return func(c *config) error {
+		if host == "" {
+			return invalid("WithHostProfile needs a host")
+		}
+		if c.hostMappings == nil {
+			c.hostMappings = map[string]*headerparse.Mapping{}
+		}
+		c.hostMappings[strings.ToLower(host)] = &m
+		return nil
+	}
+}
+
+// WithFailFast refuses a request at once, with a [*srl.LimitError] saying
+// how long to wait, instead of waiting (the Python library's
+// raise_on_limit). Default: wait.
+func WithFailFast() Option {
+	return func(c *config) error {
+		c.failFast = true
+		return nil
+	}
+}
+
+// WithMaxWait bounds how long a request may wait for its slot; a request
+// that would wait longer fails at once with a [*srl.LimitError] and
+// reserves nothing (default: no bound beyond the request's context).
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalid("negative max wait %v", d)
+		}
+		c.maxWait = d
+		return nil
+	}
+}
+
+// KeyFunc maps a request's resolved URL to its bucket key. The URL has no
+// user info and no query. The default is [HostKey].
+type KeyFunc func(u URL) string
+
+// URL is the part of a request URL a key may depend on.
+type URL struct {
+	Scheme string // "https"
+	Host   string // lower case, without port
+	Port   string // explicit or the scheme's default ("443")
+	Path   string // the path, without query
+}
+
+// HostKey is the default key: scheme://host:port.
+func HostKey(u URL) string { return u.Scheme + "://" + u.Host + ":" + u.Port }
+
+// WithKeyFunc replaces the default key function (scheme + host + port).
+func WithKeyFunc(f KeyFunc) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("nil key function")
+		}
+		c.keyFunc = f
+		return nil
+	}
+}
+
+// WithScope limits requests whose path starts with prefix on host apart
+// from the rest of the host: they get a bucket of their own (key suffix
+// the prefix), as GitHub's /search has limits of its own.
+func WithScope(host, prefix string) Option {
+	return func(c *config) error {
+		if host == "" || !strings.HasPrefix(prefix, "/") {
+			return invalid("WithScope needs a host and a path prefix starting with /")
+		}
+		c.scopes = append(c.scopes, scope{strings.ToLower(host), prefix})
+		return nil
+	}
+}
+
+// PartitionFunc returns a request's partition (for example a tenant or API
+// key id); requests with different partitions of one host have separate
+// buckets. The value is hashed before it becomes part of a key, so it is
+// never stored or logged as is. Empty means no partition.
+type PartitionFunc func(r *resty.Request) string
+
+// WithPartition partitions buckets by f.
+func WithPartition(f PartitionFunc) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("nil partition function")
+		}
+		c.partition = func(_ *resty.Client, r *resty.Request) string { return f(r) }
+		return nil
+	}
+}
+
+// WithPartitionByAuthorization partitions buckets by the request's
+// credentials — its Authorization header, or the token or basic-auth user
+// set on the request or the client — hashed, so the secret itself is never
+// stored: two API keys of one host have separate limits.
+func WithPartitionByAuthorization() Option {
+	return func(c *config) error {
+		c.partition = credentials
+		return nil
+	}
+}
+
+// credentials returns what identifies a request's credentials. resty adds
+// the Authorization header from tokens and basic auth only after the
+// before-request hooks, so those are read from the request and client.
+func credentials(c *resty.Client, r *resty.Request) string {
+	if v := r.Header.Get("Authorization"); v != "" {
+		return v
+	}
+	if r.Token != "" {
+		return "token " + r.Token
+	}
+	if r.UserInfo != nil {
+		return "basic " + r.UserInfo.Username + ":" + r.UserInfo.Password
+	}
+	if v := c.Header.Get("Authorization"); v != "" {
+		return v
+	}
+	if c.Token != "" {
+		return "token " + c.Token
+	}
+	if c.UserInfo != nil {
+		return "basic " + c.UserInfo.Username + ":" + c.UserInfo.Password
+	}
+	return ""
+}
+
+// CostFunc returns what a request consumes, for example the tokens of an
+// LLM request, checked against the server's token quotas. A request always
+// costs one request unless the CostFunc says otherwise for DimRequests.
+type CostFunc func(r *resty.Request) []srl.Cost
+
+// WithCost sets how a request's cost is computed. A cost set on the
+// request's context with [WithRequestCost] takes precedence.
+func WithCost(f CostFunc) Option {
+	return func(c *config) error {
+		if f == nil {
+			return invalid("nil cost function")
+		}
+		c.costFunc = f
+		return nil
+	}
+}
+
+// WithClock sets the clock (default: the real clock); tests use a fake.
+func WithClock(clk clock.Clock) Option {
+	return func(c *config) error {
+		if clk == nil {
+			return invalid("nil clock")
+		}
+		c.clock = clk
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: discard). Keys are logged; URLs
+// with credentials or query strings never are.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return invalid("nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// WithHooks sets callbacks for waits, refusals, throttled responses and
+// learned limits, for users' own metrics. They run synchronously on the
+// request's goroutine: keep them fast.
+func WithHooks(h Hooks) Option {
+	return func(c *config) error {
+		c.hooks = h
+		return nil
+	}
+}
+
+// WithDefaultBlock sets how long a 429 without a retry hint blocks its
+// key (default [DefaultBlock]).
+func WithDefaultBlock(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("default block %v must be positive", d)
+		}
+		c.defaultBlock = d
+		return nil
+	}
+}
+
+// Hooks are callbacks for users' own metrics. Any may be nil.
+type Hooks struct {
+	// OnWait runs when a request waited for its slot, after the wait.
+	OnWait func(key string, waited time.Duration)
+	// OnRefuse runs when the limiter refused a request (fail fast, max
+	// wait, deadline or cancellation).
+	OnRefuse func(err *srl.LimitError)
+	// OnThrottled runs when a server answered with a rate-limit status
+	// (429; 503 or 403 with a retry hint); blockFor is how long the key is
+	// blocked for every caller.
+	OnThrottled func(key string, status int, blockFor time.Duration)
+	// OnLearn runs when a response announced limits.
+	OnLearn func(key string, quotas []srl.QuotaUpdate)
+}
+
+// canonicalHost lower-cases h and strips the port when it is the scheme's default.
+func defaultPort(scheme string) string {
+	switch scheme {
+	case "http", "ws":
+		return "80"
+	case "https", "wss":
+		return "443"
+	}
+	return ""
+}
+
+var _ = http.StatusTooManyRequests
