@@ -64,6 +64,15 @@ func TestWindowEarliest(t *testing.T) {
 		{"NaN limit", Window{0, 0}, math.NaN(), 100, 50, 0, 0, -1},
 		{"negative origin", Window{-1000, 10}, 10, 100, -950, -2000, 1, -900},
 		{"negative origin, tmin in a later window", Window{-1000, 10}, 10, 100, -950, 0, 1, 0},
+
+		// A future window lagging behind tmin: the slots before tmin are spent.
+		{"lagging future window: paced from tmin", Window{100, 1}, 10, 100, 50, 150, 1, 150},
+		{"lagging future window: slots before tmin spent, next window", Window{100, 1}, 10, 100, 50, 195, 1, 200},
+		{"lagging future window: cost 2 no longer fits at tmin", Window{100, 0}, 10, 100, 50, 185, 2, 200},
+		{"lagging future window: cost 2 still fits at tmin", Window{100, 0}, 10, 100, 50, 180, 2, 180},
+		{"lagging fresh future window on the grid", Window{0, 10}, 10, 100, 50, 395, 1, 400},
+		{"lagging: zero cost with room left after tmin", Window{100, 0}, 10, 100, 50, 195, 0, 195},
+		{"lagging: the current window is not paced", Window{0, 1}, 10, 100, 50, 95, 1, 95},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,30 +86,38 @@ func TestWindowEarliest(t *testing.T) {
 
 func TestWindowTake(t *testing.T) {
 	tests := []struct {
-		name   string
-		w      Window
-		limit  float64
-		window int64
-		at     int64
-		cost   float64
-		want   Window
+		name    string
+		w       Window
+		limit   float64
+		window  int64
+		now, at int64
+		cost    float64
+		want    Window
 	}{
-		{"same window", Window{0, 3}, 10, 100, 50, 1, Window{0, 4}},
-		{"multi-unit", Window{0, 3}, 10, 100, 50, 4, Window{0, 7}},
-		{"zero cost counts nothing", Window{0, 3}, 10, 100, 50, 0, Window{0, 3}},
-		{"into the next window", Window{0, 10}, 10, 100, 100, 1, Window{100, 1}},
-		{"skips idle windows on the grid", Window{0, 10}, 10, 100, 250, 1, Window{200, 1}},
-		{"paced slot inside a future window", Window{100, 3}, 10, 100, 130, 1, Window{100, 4}},
-		{"fills a window exactly", Window{0, 9}, 10, 100, 50, 1, Window{0, 10}},
-		{"lowered limit carries the excess", Window{0, 8}, 5, 100, 50, 1, Window{100, 4}},
-		{"carry over several windows", Window{0, 7}, 2, 100, 50, 0, Window{300, 1}},
-		{"carry of an exact multiple leaves the last window full", Window{0, 6}, 2, 100, 50, 0, Window{200, 2}},
-		{"carry is bounded", Window{0, 1e9}, 1, 100, 50, 0, Window{(1 << 20) * 100, 1e9 - (1 << 20)}},
+		{"same window", Window{0, 3}, 10, 100, 50, 50, 1, Window{0, 4}},
+		{"multi-unit", Window{0, 3}, 10, 100, 50, 50, 4, Window{0, 7}},
+		{"zero cost counts nothing", Window{0, 3}, 10, 100, 50, 50, 0, Window{0, 3}},
+		{"into the next window", Window{0, 10}, 10, 100, 100, 100, 1, Window{100, 1}},
+		{"skips idle windows on the grid", Window{0, 10}, 10, 100, 250, 250, 1, Window{200, 1}},
+		{"paced slot inside a future window", Window{100, 3}, 10, 100, 50, 130, 1, Window{100, 4}},
+		{"fills a window exactly", Window{0, 9}, 10, 100, 50, 50, 1, Window{0, 10}},
+		{"lowered limit carries the excess", Window{0, 8}, 5, 100, 50, 50, 1, Window{100, 4}},
+		{"carry over several windows", Window{0, 7}, 2, 100, 50, 50, 0, Window{300, 1}},
+		{"carry of an exact multiple leaves the last window full", Window{0, 6}, 2, 100, 50, 50, 0, Window{200, 2}},
+		{"carry is bounded", Window{0, 1e9}, 1, 100, 50, 50, 0, Window{(1 << 20) * 100, 1e9 - (1 << 20)}},
+
+		// A future window lagging behind at: the slots before at are spent.
+		{"lagging future window counts the slots before at", Window{100, 1}, 10, 100, 50, 150, 1, Window{100, 6}},
+		{"lagging future window: zero cost still spends them", Window{100, 1}, 10, 100, 50, 150, 0, Window{100, 5}},
+		{"a fresh future window reached at a late instant", Window{0, 10}, 10, 100, 50, 120, 1, Window{100, 3}},
+		{"a paced slot counts nothing extra", Window{100, 3}, 10, 100, 50, 130, 1, Window{100, 4}},
+		{"the current window is not paced", Window{0, 1}, 10, 100, 50, 90, 1, Window{0, 2}},
+		{"a window starting at now is current", Window{100, 1}, 10, 100, 100, 150, 1, Window{100, 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.w
-			got.Take(tt.limit, tt.window, tt.at, tt.cost)
+			got.Take(tt.limit, tt.window, tt.now, tt.at, tt.cost)
 			assert.Equal(t, tt.want, got)
 		})
 	}
@@ -108,20 +125,24 @@ func TestWindowTake(t *testing.T) {
 
 func TestWindowBlock(t *testing.T) {
 	tests := []struct {
-		name  string
-		w     Window
-		until int64
-		want  Window
+		name     string
+		w        Window
+		until    int64
+		lastSlot int64
+		want     Window
 	}{
-		{"restarts at the block end", Window{0, 5}, 70, Window{70, 0}},
-		{"restarts a full window", Window{0, 10}, 300, Window{300, 0}},
-		{"keeps reservations beyond the block", Window{200, 5}, 150, Window{200, 5}},
-		{"keeps a window starting at the block end", Window{200, 5}, 200, Window{200, 5}},
+		{"restarts at the block end", Window{0, 5}, 70, 40, Window{70, 0}},
+		{"restarts a full window", Window{0, 10}, 300, 90, Window{300, 0}},
+		{"keeps reservations beyond the block", Window{200, 5}, 150, 240, Window{200, 5}},
+		{"keeps a window starting at the block end", Window{200, 5}, 200, 240, Window{200, 5}},
+		{"keeps a window holding slots after the block end", Window{100, 5}, 130, 140, Window{100, 5}},
+		{"keeps a window holding a slot at the block end", Window{100, 5}, 140, 140, Window{100, 5}},
+		{"restarts when every slot is before the block end", Window{100, 5}, 141, 140, Window{141, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tt.w
-			got.Block(tt.until)
+			got.Block(tt.until, tt.lastSlot)
 			assert.Equal(t, tt.want, got)
 		})
 	}
@@ -132,12 +153,12 @@ func TestWindowBlock(t *testing.T) {
 func TestWindowBlockResumesPaced(t *testing.T) {
 	const limit, window = 10, 100
 	w := Window{0, 2}
-	w.Block(70)
+	w.Block(70, 5)
 	var got []int64
 	last := int64(70) // the backend's tmin: never before the block end
 	for range 12 {
 		at := w.Earliest(limit, window, 10, last, 1)
-		w.Take(limit, window, at, 1)
+		w.Take(limit, window, 10, at, 1)
 		got = append(got, at)
 		last = at
 	}
@@ -157,52 +178,75 @@ func TestWindowReconcile(t *testing.T) {
 		now     int64
 		u       update
 		granted float64
+		sentAt  int64 // 0: unknown
 		want    Window
 	}{
 		// The same window (the server's end within Tolerance of the local end).
-		{"same window lowers", Window{0, 2}, 20 * sec, update{5, 40 * sec}, 0, Window{0, 5}},
-		{"same window never raises", Window{0, 7}, 20 * sec, update{5, 40 * sec}, 0, Window{0, 7}},
-		{"same window: grants since the request was sent", Window{0, 2}, 20 * sec, update{9, 40 * sec}, 2, Window{0, 3}},
-		{"same window: remaining above the limit means none used", Window{0, 2}, 20 * sec, update{15, 40 * sec}, 0, Window{0, 2}},
-		{"reset 3s late is jitter: no realign", Window{0, 2}, 20 * sec, update{5, 43 * sec}, 0, Window{0, 5}},
-		{"reset 3s early is jitter: no realign", Window{0, 2}, 20 * sec, update{5, 37 * sec}, 0, Window{0, 5}},
-		{"reset exactly Tolerance late is the same window", Window{0, 2}, 20 * sec, update{5, 44 * sec}, 0, Window{0, 5}},
-		{"reset exactly Tolerance early is the same window", Window{0, 2}, 20 * sec, update{5, 36 * sec}, 0, Window{0, 5}},
-		{"same window with more granted than the limit carries", Window{0, 2}, 20 * sec, update{0, 40 * sec}, 3, Window{60 * sec, 3}},
-		{"stale local window advances first", Window{0, 9}, 70 * sec, update{8, 50 * sec}, 0, Window{60 * sec, 2}},
+		{"same window lowers", Window{0, 2}, 20 * sec, update{5, 40 * sec}, 0, 0, Window{0, 5}},
+		{"same window never raises", Window{0, 7}, 20 * sec, update{5, 40 * sec}, 0, 0, Window{0, 7}},
+		{"same window: grants since the request was sent", Window{0, 2}, 20 * sec, update{9, 40 * sec}, 2, 0, Window{0, 3}},
+		{"same window: remaining above the limit means none used", Window{0, 2}, 20 * sec, update{15, 40 * sec}, 0, 0, Window{0, 2}},
+		{"reset 3s late is jitter: no realign", Window{0, 2}, 20 * sec, update{5, 43 * sec}, 0, 0, Window{0, 5}},
+		{"reset 3s early is jitter: no realign", Window{0, 2}, 20 * sec, update{5, 37 * sec}, 0, 0, Window{0, 5}},
+		{"reset exactly Tolerance late is the same window", Window{0, 2}, 20 * sec, update{5, 44 * sec}, 0, 0, Window{0, 5}},
+		{"reset exactly Tolerance early is the same window", Window{0, 2}, 20 * sec, update{5, 36 * sec}, 0, 0, Window{0, 5}},
+		{"same window with more granted than the limit carries", Window{0, 2}, 20 * sec, update{0, 40 * sec}, 3, 0, Window{60 * sec, 2}},
+		{"stale local window advances first", Window{0, 9}, 70 * sec, update{8, 50 * sec}, 0, 0, Window{60 * sec, 2}},
 
 		// A later window.
-		{"later window takes the server's count", Window{0, 8}, 20 * sec, update{6, 50 * sec}, 0, Window{10 * sec, 4}},
-		{"later window may raise what is left", Window{0, 10}, 20 * sec, update{9, 50 * sec}, 0, Window{10 * sec, 1}},
-		{"later window just past Tolerance", Window{0, 8}, 20 * sec, update{6, 44*sec + 1}, 0, Window{4*sec + 1, 4}},
-		{"later window without remaining starts empty", Window{0, 8}, 20 * sec, update{math.NaN(), 50 * sec}, 0, Window{10 * sec, 0}},
-		{"later window with grants since", Window{0, 8}, 20 * sec, update{6, 50 * sec}, 3, Window{10 * sec, 7}},
-		{"later window overfull carries", Window{0, 8}, 20 * sec, update{0, 50 * sec}, 12, Window{130 * sec, 2}},
+		{"later window takes the server's count", Window{0, 8}, 20 * sec, update{6, 50 * sec}, 0, 0, Window{10 * sec, 4}},
+		{"later window may raise what is left", Window{0, 10}, 20 * sec, update{9, 50 * sec}, 0, 0, Window{10 * sec, 1}},
+		{"later window just past Tolerance", Window{0, 8}, 20 * sec, update{6, 44*sec + 1}, 0, 0, Window{4*sec + 1, 4}},
+		{"later window without remaining starts empty", Window{0, 8}, 20 * sec, update{math.NaN(), 50 * sec}, 0, 0, Window{10 * sec, 0}},
+		{"later window with grants since", Window{0, 8}, 20 * sec, update{6, 50 * sec}, 3, 0, Window{10 * sec, 7}},
+		{"later window overfull carries", Window{0, 8}, 20 * sec, update{0, 50 * sec}, 12, 0, Window{70 * sec, 8}},
 
 		// A report about a window before the latest local one.
-		{"stale: the local window already moved on", Window{60 * sec, 1}, 62 * sec, update{0, sec / 2}, 0, Window{60 * sec, 1}},
-		{"stale: ends within Tolerance of the local start", Window{60 * sec, 1}, 62 * sec, update{0, 2 * sec}, 0, Window{60 * sec, 1}},
-		{"stale: the local latest window is in the future", Window{60 * sec, 3}, 20 * sec, update{0, 40 * sec}, 0, Window{60 * sec, 3}},
-		{"stale: no realign either", Window{60 * sec, 3}, 20 * sec, update{0, 10 * sec}, 0, Window{60 * sec, 3}},
+		{"stale: the local window already moved on", Window{60 * sec, 1}, 62 * sec, update{0, sec / 2}, 0, 0, Window{60 * sec, 1}},
+		{"stale: ends within Tolerance of the local start", Window{60 * sec, 1}, 62 * sec, update{0, 2 * sec}, 0, 0, Window{60 * sec, 1}},
+		{"stale: the local latest window is in the future", Window{60 * sec, 3}, 20 * sec, update{0, 40 * sec}, 0, 0, Window{60 * sec, 3}},
+		{"stale: no realign either", Window{60 * sec, 3}, 20 * sec, update{0, 10 * sec}, 0, 0, Window{60 * sec, 3}},
 
 		// The server's window ends inside the local current one: align.
-		{"align to an earlier server end", Window{0, 2}, 20 * sec, update{5, 20 * sec}, 0, Window{-20 * sec, 5}},
-		{"align never raises", Window{0, 7}, 20 * sec, update{5, 20 * sec}, 0, Window{-20 * sec, 7}},
-		{"align without remaining keeps the count", Window{0, 7}, 20 * sec, update{math.NaN(), 20 * sec}, 0, Window{-20 * sec, 7}},
-		{"align to an end at now", Window{0, 7}, 20 * sec, update{0, 0}, 0, Window{-40 * sec, 10}},
+		{"align to an earlier server end", Window{0, 2}, 20 * sec, update{5, 20 * sec}, 0, 0, Window{-20 * sec, 5}},
+		{"align never raises", Window{0, 7}, 20 * sec, update{5, 20 * sec}, 0, 0, Window{-20 * sec, 7}},
+		{"align without remaining keeps the count", Window{0, 7}, 20 * sec, update{math.NaN(), 20 * sec}, 0, 0, Window{-20 * sec, 7}},
+		{"align to an end at now", Window{0, 7}, 20 * sec, update{0, 0}, 0, 0, Window{-40 * sec, 10}},
 
 		// Remaining without a reset: the current window, unless reservations
 		// already went to a later one.
-		{"remaining only lowers", Window{0, 2}, 20 * sec, update{5, -1}, 0, Window{0, 5}},
-		{"remaining only never raises", Window{0, 7}, 20 * sec, update{5, -1}, 0, Window{0, 7}},
-		{"remaining only with grants since", Window{0, 2}, 20 * sec, update{8, -1}, 1, Window{0, 3}},
-		{"remaining only with too many grants carries", Window{0, 2}, 20 * sec, update{0, -1}, 3, Window{60 * sec, 3}},
-		{"remaining only on a stale local window", Window{0, 8}, 70 * sec, update{9, -1}, 0, Window{60 * sec, 1}},
-		{"remaining only ignored with future reservations", Window{60 * sec, 3}, 20 * sec, update{0, -1}, 0, Window{60 * sec, 3}},
+		{"remaining only lowers", Window{0, 2}, 20 * sec, update{5, -1}, 0, 0, Window{0, 5}},
+		{"remaining only never raises", Window{0, 7}, 20 * sec, update{5, -1}, 0, 0, Window{0, 7}},
+		{"remaining only with grants since", Window{0, 2}, 20 * sec, update{8, -1}, 1, 0, Window{0, 3}},
+		{"remaining only with too many grants carries", Window{0, 2}, 20 * sec, update{0, -1}, 3, 0, Window{60 * sec, 2}},
+		{"remaining only on a stale local window", Window{0, 8}, 70 * sec, update{9, -1}, 0, 0, Window{60 * sec, 1}},
+		{"remaining only ignored with future reservations", Window{60 * sec, 3}, 20 * sec, update{0, -1}, 0, 0, Window{60 * sec, 3}},
+
+		// Grants since count at most the units of the latest window.
+		{"grants since beyond the latest window's units", Window{0, 2}, 20 * sec, update{5, 40 * sec}, 6, 0, Window{0, 7}},
+		{"grants since on a freshly advanced window count nothing", Window{0, 9}, 70 * sec, update{8, 50 * sec}, 4, 0, Window{60 * sec, 2}},
+		{"grants since within the latest window's units", Window{0, 4}, 20 * sec, update{8, 40 * sec}, 3, 0, Window{0, 5}},
+
+		// A future latest window ignores every report but one of a later window.
+		{"future: a report of the same window as its own", Window{60 * sec, 3}, 20 * sec, update{0, 100 * sec}, 0, 0, Window{60 * sec, 3}},
+		{"future: a report of a window after it applies", Window{60 * sec, 3}, 20 * sec, update{4, 130 * sec}, 0, 0, Window{90 * sec, 6}},
+
+		// The send time: a request sent before the current window began
+		// (more than 1ms before) was counted in an earlier server window.
+		{"sent before the window began: ignored", Window{60 * sec, 1}, 70 * sec, update{0, 50 * sec}, 0, 55 * sec, Window{60 * sec, 1}},
+		{"sent before the window began, without reset: ignored", Window{60 * sec, 1}, 70 * sec, update{0, -1}, 0, 55 * sec, Window{60 * sec, 1}},
+		{"sent before the window began: no realign either", Window{60 * sec, 1}, 70 * sec, update{0, 30 * sec}, 0, 55 * sec, Window{60 * sec, 1}},
+		{"sent 1ms before the window began: applies", Window{60 * sec, 1}, 70 * sec, update{0, 50 * sec}, 0, 60*sec - int64(time.Millisecond), Window{60 * sec, 10}},
+		{"sent 1ms+1ns before the window began: ignored", Window{60 * sec, 1}, 70 * sec, update{0, 50 * sec}, 0, 60*sec - int64(time.Millisecond) - 1, Window{60 * sec, 1}},
+		{"sent in the current window: applies", Window{60 * sec, 1}, 70 * sec, update{0, 50 * sec}, 0, 61 * sec, Window{60 * sec, 10}},
+		{"sent before, window advanced first: ignored", Window{0, 9}, 70 * sec, update{8, 50 * sec}, 0, 50 * sec, Window{60 * sec, 0}},
+		{"sent before, but about a later window: applies", Window{60 * sec, 1}, 70 * sec, update{4, 110 * sec}, 0, 55 * sec, Window{120 * sec, 6}},
+		{"sent before, later window only within Tolerance: ignored", Window{60 * sec, 1}, 70 * sec, update{4, 54 * sec}, 0, 55 * sec, Window{60 * sec, 1}},
+		{"sent before a future window: no send-time check", Window{60 * sec, 3}, 20 * sec, update{4, 130 * sec}, 0, 10 * sec, Window{90 * sec, 6}},
 
 		// Nothing to apply.
-		{"neither remaining nor reset", Window{0, 2}, 20 * sec, update{math.NaN(), -1}, 0, Window{0, 2}},
-		{"reset only, same window", Window{0, 2}, 20 * sec, update{math.NaN(), 40 * sec}, 0, Window{0, 2}},
+		{"neither remaining nor reset", Window{0, 2}, 20 * sec, update{math.NaN(), -1}, 0, 0, Window{0, 2}},
+		{"reset only, same window", Window{0, 2}, 20 * sec, update{math.NaN(), 40 * sec}, 0, 0, Window{0, 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,7 +258,7 @@ func TestWindowReconcile(t *testing.T) {
 				u.ResetIn, u.HasReset = time.Duration(tt.u.resetIn), true
 			}
 			got := tt.w
-			got.Reconcile(lim.Limit, window, tt.now, u, tt.granted)
+			got.Reconcile(lim.Limit, window, tt.now, u, tt.granted, tt.sentAt)
 			assert.Equal(t, tt.want, got)
 		})
 	}
@@ -228,7 +272,7 @@ func TestWindowReconcileInvalid(t *testing.T) {
 		window int64
 	}{{"zero limit", 0, int64(time.Minute)}, {"NaN limit", math.NaN(), int64(time.Minute)}, {"zero window", 10, 0}} {
 		w := Window{0, 2}
-		w.Reconcile(c.limit, c.window, 20*sec, u, 0)
+		w.Reconcile(c.limit, c.window, 20*sec, u, 0, 0)
 		assert.Equal(t, Window{0, 2}, w, c.name)
 	}
 }
@@ -294,45 +338,60 @@ func TestWindowState(t *testing.T) {
 
 // TestWindowProperties drives Earliest and Take with random costs and a
 // clock that moves forward by random steps, the way a backend does (tmin
-// is never before the previous slot), and checks every answer against a
-// model that keeps the units of every window of the grid, not just the
-// latest one:
+// is never before the previous slot), on the grid of the limits' Span, and
+// checks every answer against a model that keeps the units of every window
+// of the grid, not just the latest one:
 //
 //   - no window of the grid ever holds more than limit units;
 //   - successive slots never go backwards;
 //   - every slot is the model's earliest: the first window from tmin's on
-//     with room, at once in the current window, else at its paced slot.
+//     with room, at once in the current window, else at its paced slot,
+//     where a future window counts the slots paced before tmin as spent;
+//   - a future window is paced: a grant in it never goes before the
+//     window's start plus its share of the units granted in it before.
 func TestWindowProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, c := range []struct {
-		limit  float64
-		window int64
-	}{{10, 1000}, {1, 1000}, {3, 1000}, {7.5, 997}, {100, int64(time.Second)}} {
-		limit, window := c.limit, c.window
+	for _, l := range []Limit{
+		Every(10, 1000), Every(1, 1000), Every(3, 1000), Every(7.5, 997),
+		PerSecond(100), Every(5, 20*time.Millisecond), PerMinute(10),
+	} {
+		limit, span := l.Limit, l.Span()
+		require.Greater(t, span, int64(l.Window), "the span stretches the window")
 		origin := rng.Int64N(1_000_000) - 500_000
 		w := Window{Start: origin}
-		taken := map[int64]float64{} // grid window index -> units
+		taken := map[int64]float64{}   // grid window index -> units counted spent (real and paced)
+		granted := map[int64]float64{} // grid window index -> units really granted
 		index := func(t int64) int64 {
 			d := t - origin
 			if d < 0 {
-				return -1 - (-d-1)/window
+				return -1 - (-d-1)/span
 			}
-			return d / window
+			return d / span
+		}
+		// spent is the model's count of window k at instant t: a future
+		// window (start after now) spends the slots paced before t.
+		spent := func(k, now, t int64) float64 {
+			start := origin + k*span
+			used := taken[k]
+			if start > now && t > start {
+				used = math.Max(used, float64(t-start)/float64(span)*limit)
+			}
+			return used
 		}
 		costs := []float64{0, 0.5, 1, 1, 1, 2, 3, limit}
 		now, last := origin, origin
 		for i := range 5000 {
-			now += rng.Int64N(window / 3)
+			now += rng.Int64N(span / 3)
 			if rng.IntN(10) == 0 {
-				now += rng.Int64N(5 * window) // idle for a while
+				now += rng.Int64N(5 * span) // idle for a while
 			}
 			tmin := max(now, last)
 			if rng.IntN(20) == 0 {
-				tmin += rng.Int64N(2 * window) // a block or another limit
+				tmin += rng.Int64N(2 * span) // a block or another limit
 			}
 			cost := costs[rng.IntN(len(costs))]
 
-			got := w.Earliest(limit, window, now, tmin, cost)
+			got := w.Earliest(limit, span, now, tmin, cost)
 			if cost > limit {
 				require.Equal(t, int64(-1), got, "op %d: cost %v above limit %v", i, cost, limit)
 				continue
@@ -341,24 +400,32 @@ func TestWindowProperties(t *testing.T) {
 			// The model: scan the grid from tmin's window.
 			want := int64(-1)
 			for k := index(tmin); ; k++ {
-				used := taken[k]
+				used := spent(k, now, tmin)
 				if cost <= 0 && used >= limit-eps || cost > 0 && used+cost > limit+eps {
 					continue
 				}
-				start := origin + k*window
+				start := origin + k*span
 				want = max(tmin, start)
 				if start > now {
-					want = max(tmin, start+int64(used/limit*float64(window)))
+					want = max(tmin, start+int64(used/limit*float64(span)))
 				}
 				break
 			}
-			require.Equal(t, want, got, "op %d: limit %v window %d now %d tmin %d cost %v state %+v", i, limit, window, now, tmin, cost, w)
+			require.Equal(t, want, got, "op %d: %v now %d tmin %d cost %v state %+v", i, l, now, tmin, cost, w)
 			require.GreaterOrEqual(t, got, last, "op %d: slots must not go backwards", i)
 
-			w.Take(limit, window, got, cost)
+			w.Take(limit, span, now, got, cost)
 			k := index(got)
-			taken[k] += cost
-			require.LessOrEqual(t, taken[k], limit+eps, "op %d: window %d over the limit", i, k)
+			start := origin + k*span
+			if start > now {
+				// Paced: the units granted before this one fit in [start, got).
+				require.LessOrEqual(t, granted[k]/limit*float64(span), float64(got-start)+1,
+					"op %d: a grant in future window %d goes before its paced slot", i, k)
+			}
+			taken[k] = spent(k, now, got) + cost
+			granted[k] += cost
+			require.LessOrEqual(t, granted[k], limit+eps, "op %d: window %d over the limit", i, k)
+			require.LessOrEqual(t, taken[k], limit+eps, "op %d: window %d counts more than the limit", i, k)
 			last = got
 		}
 	}
