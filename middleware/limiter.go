@@ -13,6 +13,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend"
 	"github.com/smartratelimit/smartratelimit/backend/memory"
 	"github.com/smartratelimit/smartratelimit/headerparse"
 )
@@ -69,6 +70,13 @@ func New(opts ...Option) (*Limiter, error) {
 		}
 	}
 	l.backend = cfg.backend
+	if l.backend == nil && cfg.storage != "" {
+		b, err := backend.Open(context.Background(), cfg.storage)
+		if err != nil {
+			return nil, err
+		}
+		l.backend, l.ownBackend = b, true
+	}
 	if l.backend == nil {
 		b, err := memory.New(memory.WithClock(cfg.clock), memory.WithLogger(cfg.logger))
 		if err != nil {

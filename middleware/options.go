@@ -20,6 +20,7 @@ type Option func(*config) error
 
 type config struct {
 	backend       srl.Backend
+	storage       string
 	defaults      []srl.Limit
 	hostLimits    map[string][]srl.Limit
 	mapping       *headerparse.Mapping
@@ -79,6 +80,21 @@ func WithBackend(b srl.Backend) Option {
 			return invalid("nil backend")
 		}
 		c.backend = b
+		return nil
+	}
+}
+
+// WithStorage names where bucket state lives by URL, as the Python
+// library's storage argument: "memory" (the default) or a PostgreSQL URL
+// ("postgres://user@host:5432/db", shared by every process using it; see
+// package backend for its parameters). The limiter opens the backend in New
+// and closes it in Close.
+func WithStorage(url string) Option {
+	return func(c *config) error {
+		if url == "" {
+			return invalid("empty storage URL")
+		}
+		c.storage = url
 		return nil
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +45,8 @@ type demoFlags struct {
 	style       testapi.Style
 	storage     string
 	json        bool
-	target      string // an existing test API (used by worker processes)
+	procs       int
+	target      string // an API already running (worker processes use the parent's)
 }
 
 // parseRate parses "20/1s", "100/1m", "5000/1h" or "20" (per second).
@@ -79,8 +82,10 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, int) {
 	fs.IntVar(&f.concurrency, "concurrency", 32, "number of goroutines sending requests")
 	fs.StringVar(&limit, "limit", "20/1s", "the test API's limit, N/window")
 	fs.StringVar(&style, "headers", "github", "header style of the test API: "+styleNames())
-	fs.StringVar(&f.storage, "storage", "memory", "where buckets live: memory")
+	fs.StringVar(&f.storage, "storage", "memory", "where buckets live: memory or postgres://user@host:port/db")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object on stdout instead of a summary")
+	fs.IntVar(&f.procs, "procs", 1, "client processes sharing one limit (needs shared --storage)")
+	fs.StringVar(&f.target, "target", "", "drive this base URL instead of starting the local test API")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: smartratelimit demo [flags]\n\nStarts a local rate-limited API and drives it through a limited resty client.\nWith --headers none or retry-after the client cannot learn the limit, so its\ndefault limits are set to --limit.\n\nflags:")
 		fs.PrintDefaults()
@@ -104,8 +109,12 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, int) {
 		fmt.Fprintln(stderr, "smartratelimit demo:", err)
 		return f, 2
 	}
-	if f.requests < 1 || f.requests > 1_000_000 || f.concurrency < 1 || f.concurrency > 10_000 {
-		fmt.Fprintln(stderr, "smartratelimit demo: --requests must be 1..1000000 and --concurrency 1..10000")
+	if f.requests < 1 || f.requests > 1_000_000 || f.concurrency < 1 || f.concurrency > 10_000 || f.procs < 1 || f.procs > 64 {
+		fmt.Fprintln(stderr, "smartratelimit demo: --requests must be 1..1000000, --concurrency 1..10000 and --procs 1..64")
+		return f, 2
+	}
+	if f.procs > 1 && (f.storage == "" || strings.EqualFold(f.storage, "memory")) {
+		fmt.Fprintln(stderr, "smartratelimit demo: --procs needs storage shared between processes, such as --storage postgres://…")
 		return f, 2
 	}
 	return f, -1
@@ -124,20 +133,105 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	srv, err := testapi.NewServer(testapi.Config{Limit: int(f.limit.Limit), Window: f.limit.Window, Style: f.style})
-	if err != nil {
-		fmt.Fprintln(stderr, "smartratelimit demo:", err)
-		return 1
-	}
-	defer srv.Close()
 	ctx, stop := signalContext()
 	defer stop()
-	res, err := drive(ctx, f, srv.URL, progressWriter(stderr, f.json))
+	target := f.target
+	var srv *testapi.Server
+	if target == "" {
+		var err error
+		srv, err = testapi.NewServer(testapi.Config{Limit: int(f.limit.Limit), Window: f.limit.Window, Style: f.style})
+		if err != nil {
+			fmt.Fprintln(stderr, "smartratelimit demo:", err)
+			return 1
+		}
+		defer srv.Close()
+		target = srv.URL
+	}
+	var res demoResult
+	var err error
+	if f.procs > 1 {
+		res, err = driveProcs(ctx, f, target, srv, progressWriter(stderr, f.json))
+	} else {
+		res, err = drive(ctx, f, target, progressWriter(stderr, f.json))
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "smartratelimit demo:", err)
 		return 1
 	}
 	return printResult(res, f, stdout)
+}
+
+// driveProcs runs f.procs copies of this program as worker processes, each
+// sending its share of the requests to target through the shared storage,
+// and adds up their results.
+func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Server, report progress) (demoResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return demoResult{}, err
+	}
+	type out struct {
+		res demoResult
+		err error
+	}
+	results := make(chan out, f.procs)
+	start := time.Now()
+	for i := range f.procs {
+		share := f.requests / f.procs
+		if i < f.requests%f.procs {
+			share++
+		}
+		args := []string{"demo", "--target", target, "--storage", f.storage, "--json",
+			"--requests", strconv.Itoa(share), "--concurrency", strconv.Itoa(f.concurrency),
+			"--limit", fmt.Sprintf("%g/%v", f.limit.Limit, f.limit.Window), "--headers", string(f.style)}
+		go func() {
+			cmd := exec.CommandContext(ctx, exe, args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var r demoResult
+			if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil && err == nil {
+				err = jerr
+			}
+			if err != nil && r.Requests == 0 {
+				err = fmt.Errorf("worker process: %v: %s", err, strings.TrimSpace(stderr.String()))
+			} else {
+				err = nil
+			}
+			results <- out{r, err}
+		}()
+	}
+	var total demoResult
+	var firstErr error
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for got := 0; got < f.procs; {
+		select {
+		case o := <-results:
+			got++
+			if o.err != nil && firstErr == nil {
+				firstErr = o.err
+			}
+			total.Requests += o.res.Requests
+			total.OK += o.res.OK
+			total.Throttled += o.res.Throttled
+			total.Errors += o.res.Errors
+		case <-tick.C:
+			if report != nil && srv != nil {
+				st := srv.Stats()
+				report(st.Requests, st.OK, st.Throttled, 0, time.Since(start), false)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	if report != nil && srv != nil {
+		st := srv.Stats()
+		report(st.Requests, st.OK, st.Throttled, 0, elapsed, true)
+	}
+	total.ElapsedSeconds = round3(elapsed.Seconds())
+	total.Limit = f.limit.Limit
+	total.WindowSeconds = f.limit.Window.Seconds()
+	total.finish()
+	return total, firstErr
 }
 
 func printResult(res demoResult, f demoFlags, stdout io.Writer) int {
