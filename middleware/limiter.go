@@ -36,7 +36,7 @@ type Limiter struct {
 	known   map[string]struct{}      // keys this process had a response from
 	gates   map[string]chan struct{} // keys whose first response is awaited
 	waiting map[string]int           // callers sleeping per key
-	blocks  map[string]int64 // key -> blocked until (clock ns since base), learned in this process
+	blocks  map[string]int64         // key -> blocked until (clock ns since base), learned in this process
 	base    time.Time
 
 	closed  atomic.Bool
