@@ -298,6 +298,9 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 	if u.SentAgo > 0 && int64(u.SentAgo) < now {
 		sentAt = now - int64(u.SentAgo)
 	}
+	// Whether the defaults are in force is decided once for the whole
+	// update: every limit it teaches may take over a default's window.
+	defaultsActive := st.x == nil || len(st.x.headers)+len(st.x.override) == 0
 	for i := range u.Quotas {
 		q := &u.Quotas[i]
 		if q.Limit.Validate() != nil {
@@ -311,7 +314,7 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 			if st.x != nil && len(st.x.headers) >= maxLearned {
 				continue
 			}
-			w := st.inherit(q, now)
+			w := st.inherit(q, now, defaultsActive)
 			if st.x == nil {
 				st.x = &learned{}
 			}
@@ -349,9 +352,9 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 // defaults are in force, a learned limit with the window length and
 // dimension of a default takes over that default's window, so the slots
 // already reserved under the defaults stay counted; otherwise it starts on
-// the server's window.
-func (st *keyState) inherit(q *srl.QuotaUpdate, now int64) srl.Window {
-	defaultsActive := st.x == nil || len(st.x.headers)+len(st.x.override) == 0
+// the server's window. defaultsActive is whether the defaults were in
+// force when the update began.
+func (st *keyState) inherit(q *srl.QuotaUpdate, now int64, defaultsActive bool) srl.Window {
 	if defaultsActive && st.defs != nil {
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
