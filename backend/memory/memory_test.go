@@ -64,45 +64,60 @@ func ms(v ...int) []time.Duration {
 	return d
 }
 
+// The timelines below run on each limit's Span: a second is enforced as
+// 1.011s (10ms + 1ms margin), a minute as 60.07s, an hour as 3603.61s.
+
 func TestReservationsArePaced(t *testing.T) {
 	b, fc := newFake(t)
 	const key = "https://paced.example:443"
 	lim := srl.PerSecond(4)
+	span := time.Duration(lim.Span())
+	require.Equal(t, 1011*time.Millisecond, span)
+	step := span / 4 // 252.75ms
 
-	// t=0: four at once, then paced slots of the next window (1s/4 apart),
+	// t=0: four at once, then paced slots of the next window (span/4 apart),
 	// then the window after.
-	assert.Equal(t, ms(0, 0, 0, 0, 1000, 1250, 1500, 1750, 2000), waits(t, b, key, 9, lim))
+	assert.Equal(t, []time.Duration{0, 0, 0, 0, span, span + step, span + 2*step, span + 3*step, 2 * span}, waits(t, b, key, 9, lim))
 	st := status(t, b, key)
 	assert.Equal(t, uint64(9), st.Seq)
 	require.Len(t, st.Limits, 1)
 	assert.Equal(t, srl.SourceDefaults, st.Limits[0].Source)
 	assert.Zero(t, st.Limits[0].Remaining)
-	assert.Equal(t, 5.0, st.Limits[0].Reserved, "four in [1s,2s) and one in [2s,3s)")
-	assert.Equal(t, t0.Add(time.Second), st.Limits[0].ResetAt)
+	assert.Equal(t, 5.0, st.Limits[0].Reserved, "four in [span,2span) and one in [2span,3span)")
+	assert.Equal(t, t0.Add(span), st.Limits[0].ResetAt)
 
 	// Fail fast: the next slot is refused and nothing is reserved.
 	r := acquire(t, b, key, 0, lim)
 	assert.False(t, r.OK)
-	assert.Equal(t, 2250*time.Millisecond, r.Wait)
+	assert.Equal(t, 2*span+step, r.Wait)
 	assert.True(t, r.Limit.Same(lim))
-	r = acquire(t, b, key, 2250*time.Millisecond, lim)
+	r = acquire(t, b, key, 2*span+step, lim)
 	assert.True(t, r.OK, "a max wait equal to the wait is enough")
 	assert.Equal(t, uint64(10), r.Seq)
 
-	// t=1s: the window [1s,2s) is the current one and full.
+	// t=1s is still in the first window (it lasts 1.011s): the two after
+	// it are full, the third holds two.
 	fc.Advance(time.Second)
 	st = status(t, b, key)
 	assert.Zero(t, st.Limits[0].Remaining)
-	assert.Equal(t, 2.0, st.Limits[0].Reserved)
-	assert.Equal(t, t0.Add(2*time.Second), st.Limits[0].ResetAt)
-	assert.Equal(t, ms(1500), waits(t, b, key, 1, lim), "slot 2.5s")
+	assert.Equal(t, 6.0, st.Limits[0].Reserved)
+	assert.Equal(t, t0.Add(span), st.Limits[0].ResetAt)
 
-	// t=3.5s: every reservation is in the past; a fresh window starts on the grid.
-	fc.Advance(2500 * time.Millisecond)
-	assert.Equal(t, ms(0, 0, 0, 0, 500), waits(t, b, key, 5, lim))
+	// t=span: the window [span,2span) is the current one and full.
+	fc.Set(t0.Add(span))
 	st = status(t, b, key)
-	assert.Equal(t, t0.Add(4*time.Second), st.Limits[0].ResetAt)
-	assert.Equal(t, t0.Add(3500*time.Millisecond), st.LastUsed)
+	assert.Zero(t, st.Limits[0].Remaining)
+	assert.Equal(t, 2.0, st.Limits[0].Reserved)
+	assert.Equal(t, t0.Add(2*span), st.Limits[0].ResetAt)
+	assert.Equal(t, []time.Duration{span + 2*step}, waits(t, b, key, 1, lim), "slot 2 of [2span,3span)")
+
+	// t=span+2.5s=3.511s: every reservation is in the past; a fresh window
+	// starts on the grid ([3span,4span) = [3.033s,4.044s)).
+	fc.Advance(2500 * time.Millisecond)
+	assert.Equal(t, []time.Duration{0, 0, 0, 0, 4*span - (span + 2500*time.Millisecond)}, waits(t, b, key, 5, lim))
+	st = status(t, b, key)
+	assert.Equal(t, t0.Add(4*span), st.Limits[0].ResetAt)
+	assert.Equal(t, t0.Add(span+2500*time.Millisecond), st.LastUsed)
 }
 
 func TestCostsAndTokenLimits(t *testing.T) {
@@ -116,14 +131,15 @@ func TestCostsAndTokenLimits(t *testing.T) {
 		require.NoError(t, err)
 		return r
 	}
+	span := time.Duration(toks.Span()) // 60.07s
 	assert.Zero(t, acq(cost(60), 0).Wait)
 	r := acq(cost(60), srl.Forever)
-	assert.Equal(t, time.Minute, r.Wait, "40 tokens left, 60 needed: the next window")
+	assert.Equal(t, span, r.Wait, "40 tokens left, 60 needed: the next window")
 	assert.True(t, r.Limit.Same(toks))
 	r = acq(cost(30), srl.Forever)
-	assert.Equal(t, time.Minute+36*time.Second, r.Wait, "paced after 60 of 100 tokens")
+	assert.Equal(t, span+span*6/10, r.Wait, "paced after 60 of 100 tokens")
 	r = acq(nil, srl.Forever)
-	assert.Equal(t, time.Minute+54*time.Second, r.Wait, "no token cost still waits for its slot")
+	assert.Equal(t, span+span*9/10, r.Wait, "no token cost still waits for its slot")
 	_, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{reqs, toks}, Costs: cost(101), MaxWait: srl.Forever})
 	assert.ErrorIs(t, err, srl.ErrCostExceedsLimit)
 }
@@ -139,18 +155,20 @@ func TestDefaultsAllEnforced(t *testing.T) {
 		wait     time.Duration
 		decision string // Name of the binding limit, "" when none
 	}
+	// Window spans: 1.011s, 60.07s, 3603.61s.
+	s1, m1, h1 := time.Duration(perSec.Span()), time.Duration(perMin.Span()), time.Duration(perHour.Span())
 	steps := []step{
 		{0, true, 0, ""},
 		{0, true, 0, ""},
-		{0, false, time.Second, "1s"},
-		{time.Second, true, 0, ""},
-		{time.Second, true, 0, ""},
-		{time.Second, false, time.Second, "1s"},
-		{2 * time.Second, true, 0, ""},
-		{2 * time.Second, false, 58 * time.Second, "1m0s"},
-		{time.Minute, true, 0, ""},
-		{time.Minute, true, 0, ""},
-		{time.Minute, false, time.Hour - time.Minute, "1h0m0s"},
+		{0, false, s1, "1s"},
+		{s1, true, 0, ""},
+		{s1, true, 0, ""},
+		{s1, false, s1, "1s"},
+		{2 * s1, true, 0, ""},
+		{2 * s1, false, m1 - 2*s1, "1m0s"},
+		{m1, true, 0, ""},
+		{m1, true, 0, ""},
+		{m1, false, h1 - m1, "1h0m0s"},
 	}
 	for i, s := range steps {
 		fc.Set(t0.Add(s.at))
@@ -167,10 +185,15 @@ func TestDefaultsAllEnforced(t *testing.T) {
 		assert.Equal(t, want[l.Name], l.Remaining, l.Name)
 	}
 
-	// Waiting: the first slot of the next hour, then the hour's pacing
-	// (1h/7) decides over the minute's (12s) and the second's (500ms).
+	// Waiting: the first slot of the next hour (h1), then the hour's
+	// pacing (h1/7) decides over the minute's and the second's. The grant
+	// at h1 lands in the minute window [59*m1, 60*m1) = [3544.13s, 3604.2s),
+	// a future one whose slots before h1 count as spent (4.95 of 5): the
+	// excess carries into the next minute window, which starts 0.95 full
+	// and so never admits a sixth unit.
 	got := waits(t, b, key, 2, defs...)
-	assert.Equal(t, []time.Duration{time.Hour - time.Minute, time.Hour - time.Minute + time.Hour/7}, got)
+	assert.Equal(t, []time.Duration{h1 - m1, h1 + h1/7 - m1}, got)
+
 }
 
 func TestChangedDefaultsRestartTheWindows(t *testing.T) {
@@ -274,15 +297,18 @@ func TestBlockThenPacedResumption(t *testing.T) {
 	require.NoError(t, b.Observe(bg, key, srl.Update{BlockFor: time.Second}))
 	assert.Equal(t, t0.Add(2*time.Second), status(t, b, key).BlockedUntil)
 
-	// Waiters resume from the block's end, paced, never all at once.
-	assert.Equal(t, ms(2000, 2250, 2500, 2750, 3000), waits(t, b, key, 5, lim))
+	// Waiters resume from the block's end, paced (span/4 = 252.75ms apart),
+	// never all at once; the fifth goes to the next window, one span on.
+	span := time.Duration(lim.Span())
+	step := span / 4
+	assert.Equal(t, []time.Duration{2 * time.Second, 2*time.Second + step, 2*time.Second + 2*step, 2*time.Second + 3*step, 2*time.Second + span}, waits(t, b, key, 5, lim))
 	other := acquire(t, b, key+"/other", 0, lim)
 	assert.True(t, other.OK, "other keys are not blocked")
 
 	fc.Advance(2 * time.Second)
 	st := status(t, b, key)
 	assert.True(t, st.BlockedUntil.IsZero(), "the block is over")
-	assert.Equal(t, ms(1250), waits(t, b, key, 1, lim))
+	assert.Equal(t, []time.Duration{span + step}, waits(t, b, key, 1, lim), "slot 1 of [2s+span, 2s+2span)")
 }
 
 func TestBlockAppliesToLearnedLimits(t *testing.T) {
@@ -293,7 +319,8 @@ func TestBlockAppliesToLearnedLimits(t *testing.T) {
 		Quotas:   []srl.QuotaUpdate{{Limit: server, Remaining: 60, HasRemaining: true, ResetIn: time.Minute, HasReset: true}},
 		BlockFor: 10 * time.Second,
 	}))
-	assert.Equal(t, ms(10_000, 11_000, 12_000), waits(t, b, key, 3))
+	// Paced 60.07s/60 = 1.001166666s apart from the block's end.
+	assert.Equal(t, []time.Duration{10 * time.Second, 11001166666, 12002333333}, waits(t, b, key, 3))
 }
 
 func TestEvictIdle(t *testing.T) {
@@ -318,7 +345,7 @@ func TestEvictIdle(t *testing.T) {
 	require.NoError(t, b.Observe(bg, blocked, srl.Update{BlockFor: 10 * time.Minute}))
 	acquire(t, b, reserved, 0, lim)
 	r := acquire(t, b, reserved, srl.Forever, lim)
-	require.Equal(t, time.Hour, r.Wait, "reserved the first slot of the next hour")
+	require.Equal(t, time.Duration(lim.Span()), r.Wait, "reserved the first slot of the next hour (3603.61s on)")
 	require.Equal(t, 3, b.Len())
 
 	jump(30 * time.Second) // tick: idle for 20s
@@ -340,7 +367,7 @@ func TestEvictIdle(t *testing.T) {
 	jump(10*time.Minute + 30*time.Second)
 	assert.Equal(t, []string{reserved}, keysOf(t, b), "the block is over and the key idle")
 
-	// The reservation at 1h10s keeps its key until it is in the past.
+	// The reservation at 1h0m13.61s keeps its key until it is in the past.
 	jump(time.Hour)
 	assert.Equal(t, []string{reserved}, keysOf(t, b), "a key with a future reservation is kept")
 	jump(time.Hour + 30*time.Second)
@@ -433,4 +460,165 @@ func TestOptionErrors(t *testing.T) {
 	b, err := memory.New(memory.WithLogger(nil), memory.WithIdleTTL(0))
 	require.NoError(t, err, "a nil logger keeps the default")
 	require.NoError(t, b.Close())
+}
+
+// grantsAt acquires n times with no bound on the wait and returns the
+// granted instants.
+func grantsAt(t *testing.T, b *memory.Backend, fc *clock.Fake, key string, n int, defaults ...srl.Limit) []time.Time {
+	t.Helper()
+	var at []time.Time
+	for _, w := range waits(t, b, key, n, defaults...) {
+		at = append(at, fc.Now().Add(w))
+	}
+	return at
+}
+
+// maxIn returns the most grants in any interval [s, s+d) starting at from
+// or at a grant at or after it.
+func maxIn(grants []time.Time, from time.Time, d time.Duration) int {
+	most := 0
+	starts := []time.Time{from}
+	for _, g := range grants {
+		if !g.Before(from) {
+			starts = append(starts, g)
+		}
+	}
+	for _, s := range starts {
+		n := 0
+		for _, g := range grants {
+			if !g.Before(s) && g.Before(s.Add(d)) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// TestBlockKeepsReservations is the case from review: a block ending
+// inside a window that already holds reservations used to restart that
+// window and forget them, letting 13 requests into [70s, 130s).
+func TestBlockKeepsReservations(t *testing.T) {
+	b, fc := newFake(t)
+	const key = "https://block-reserved.example:443"
+	lim := srl.PerMinute(10)
+	span := time.Duration(lim.Span()) // 60.07s
+	step := span / 10                 // 6.007s
+	grants := grantsAt(t, b, fc, key, 15, lim)
+	for i := range 5 {
+		require.Equal(t, t0.Add(span+time.Duration(i)*step), grants[10+i], "reserved slot %d", i)
+	}
+	require.NoError(t, b.Observe(bg, key, srl.Update{BlockFor: 70 * time.Second}))
+	more := grantsAt(t, b, fc, key, 15, lim)
+	// The window [span, 2span) keeps its five: the next slot is its sixth.
+	assert.Equal(t, t0.Add(span+5*step), more[0])
+	assert.Equal(t, t0.Add(2*span), more[5], "then the window after")
+	grants = append(grants, more...)
+	blockEnd := t0.Add(70 * time.Second)
+	assert.Equal(t, 10, maxIn(grants, blockEnd, time.Minute), "no minute from the block's end on holds more than 10")
+	assert.LessOrEqual(t, maxIn(grants, t0, time.Minute), 10)
+}
+
+// TestReportsSentBeforeTheWindowAreIgnored: a response to a request sent
+// in an earlier window reports that window's count, not the current one's.
+func TestReportsSentBeforeTheWindowAreIgnored(t *testing.T) {
+	b, fc := newFake(t)
+	const key = "https://sent-ago.example:443"
+	server := srl.Limit{Name: "core", Limit: 10, Window: time.Minute}
+	span := time.Duration(server.Span())
+	quota := func(remaining float64, resetIn time.Duration) []srl.QuotaUpdate {
+		return []srl.QuotaUpdate{{Limit: server, Remaining: remaining, HasRemaining: true, ResetIn: resetIn, HasReset: true}}
+	}
+	remaining := func() float64 {
+		t.Helper()
+		st := status(t, b, key)
+		require.Len(t, st.Limits, 1)
+		return st.Limits[0].Remaining
+	}
+	// Learned at t0: the local window is [t0, t0+span).
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(10, span)}))
+	assert.Equal(t, 10.0, remaining())
+
+	// At span+5s: a response to a request sent 10s ago (in the previous
+	// window) reporting it exhausted lowers nothing; sent 5s ago it does.
+	fc.Set(t0.Add(span + 5*time.Second))
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(0, span-5*time.Second), SentAgo: 10 * time.Second}))
+	assert.Equal(t, 10.0, remaining(), "sent before the window began")
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(8, span-5*time.Second), SentAgo: 5 * time.Second}))
+	assert.Equal(t, 8.0, remaining(), "sent when the window began")
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(6, span-5*time.Second)}))
+	assert.Equal(t, 6.0, remaining(), "send time unknown: applies")
+	// A stale request's report of a later server window still applies.
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(3, span+30*time.Second), SentAgo: 10 * time.Second}))
+	st := status(t, b, key)
+	// The server's window ends at now+span+30s: it starts at now+30s with
+	// 7 used, and the local time before it counts as full.
+	assert.Equal(t, fc.Now().Add(30*time.Second), st.Limits[0].ResetAt)
+	assert.Equal(t, 0.0, st.Limits[0].Remaining)
+	assert.Equal(t, 7.0, st.Limits[0].Reserved, "the server's later window")
+}
+
+// TestGrantsSinceCountAtMostTheWindow: of the grants after the reported
+// request, only those in the latest window can be in the server's count.
+func TestGrantsSinceCountAtMostTheWindow(t *testing.T) {
+	b, fc := newFake(t)
+	const key = "https://granted-since.example:443"
+	server := srl.Limit{Name: "core", Limit: 10, Window: time.Minute}
+	span := time.Duration(server.Span())
+	q := func(remaining float64, resetIn time.Duration) []srl.QuotaUpdate {
+		return []srl.QuotaUpdate{{Limit: server, Remaining: remaining, HasRemaining: true, ResetIn: resetIn, HasReset: true}}
+	}
+	first := acquire(t, b, key, 0, srl.PerMinute(1000))
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: q(10, span), SentSeq: first.Seq}))
+	for range 5 {
+		require.True(t, acquire(t, b, key, 0, srl.PerMinute(1000)).OK)
+	}
+	// Next window: two grants in it; the report answers the first request,
+	// seven grants ago, but only the two of this window can be counted.
+	fc.Set(t0.Add(span))
+	for range 2 {
+		require.True(t, acquire(t, b, key, 0, srl.PerMinute(1000)).OK)
+	}
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: q(9, span), SentSeq: first.Seq}))
+	st := status(t, b, key)
+	assert.Equal(t, 10.0-1-2, st.Limits[0].Remaining, "1 reported + min(7 since, 2 in the window)")
+}
+
+// TestLearnedLimitInheritsTheDefaultsWindow: slots booked under the
+// defaults stay counted when a learned limit with the same window takes
+// over, also for every limit one update teaches.
+func TestLearnedLimitInheritsTheDefaultsWindow(t *testing.T) {
+	b, fc := newFake(t)
+	const key = "https://inherit.example:443"
+	perMin, perSec := srl.PerMinute(10), srl.PerSecond(100)
+	span := time.Duration(perMin.Span())
+	step := span / 10
+	grants := grantsAt(t, b, fc, key, 15, perSec, perMin)
+	require.Equal(t, t0.Add(span+4*step), grants[14])
+
+	// Both server limits arrive in one update without a reset: the second
+	// (the minute) inherits the default minute's window too.
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: srl.Limit{Name: "s", Limit: 100, Window: time.Second}, Remaining: 99, HasRemaining: true},
+		{Limit: srl.Limit{Name: "m", Limit: 10, Window: time.Minute}, Remaining: 9, HasRemaining: true},
+	}}))
+	st := status(t, b, key)
+	require.Len(t, st.Limits, 2)
+	assert.Equal(t, srl.SourceHeaders, st.Limits[1].Source)
+	assert.Equal(t, 5.0, st.Limits[1].Reserved, "the five booked in [span, 2span)")
+	more := grantsAt(t, b, fc, key, 6, perSec, perMin)
+	assert.Equal(t, t0.Add(span+5*step), more[0], "after the booked slots")
+	assert.Equal(t, t0.Add(2*span), more[5])
+	assert.LessOrEqual(t, maxIn(append(grants, more...), t0, time.Minute), 10)
+
+	// A learned limit of another window starts on the server's window.
+	k2 := key + "/other"
+	acquire(t, b, k2, 0, perMin)
+	require.NoError(t, b.Observe(bg, k2, srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: srl.Limit{Name: "h", Limit: 100, Window: time.Hour}, Remaining: 100, HasRemaining: true, ResetIn: time.Hour, HasReset: true},
+	}}))
+	st = status(t, b, k2)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, 100.0, st.Limits[0].Remaining)
+	assert.Equal(t, fc.Now().Add(time.Hour), st.Limits[0].ResetAt)
 }
