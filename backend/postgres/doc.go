@@ -43,7 +43,8 @@
 //
 // # When the database is unreachable
 //
-// By default the backend fails open: a local fallback ([WithFallback])
+// By default the backend fails open: a local fallback (an in-memory
+// backend from backend/memory, or the one given to [WithFallback])
 // serves every call, Status reports Degraded, one warning is logged
 // ([WithLogger]), and the database is tried again every second; once it
 // answers the backend uses it again, without a restart (the fallback's
@@ -51,7 +52,4 @@
 // errors wrapping [smartratelimit.ErrBackendUnavailable]. Errors and logs
 // name the server's host:port, never the DSN's user or password, a
 // statement or a key.
-//
-// Until the default fallback is wired to backend/memory, a Backend built
-// without WithFallback fails closed.
 package postgres

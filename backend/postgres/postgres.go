@@ -17,14 +17,22 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend/memory"
 )
 
 var _ smartratelimit.Backend = (*Backend)(nil)
 
 // defaultFallback builds the fallback used when neither WithFallback nor
-// WithFailClosed is given. Until it is wired to the in-memory backend it
-// returns nil, and a Backend without a fallback fails closed.
-var defaultFallback func() smartratelimit.Backend
+// WithFailClosed is given: an in-memory backend (fail open by default).
+// It returns nil when none can be built; a Backend without a fallback
+// fails closed.
+var defaultFallback = func() smartratelimit.Backend {
+	m, err := memory.New()
+	if err != nil {
+		return nil
+	}
+	return m
+}
 
 // Backend is a smartratelimit.Backend storing every key's buckets in one
 // PostgreSQL table shared by all processes. It is safe for concurrent use.
@@ -411,8 +419,8 @@ const maxBlock = smartratelimit.MaxWindow
 
 // Observe implements smartratelimit.Backend with one function call that
 // merges the quotas into the learned limits (StartWindow and Reconcile of
-// smartratelimit.Window) and applies a block (Window.Block), on the
-// database clock. Quotas whose limit does not validate are ignored; a key
+// smartratelimit.Window, with the send time now - SentAgo) and applies a
+// block (Window.Block), on the database clock. Quotas whose limit does not validate are ignored; a key
 // learns at most 16 limits.
 func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Update) error {
 	n := len(u.Quotas)
@@ -441,10 +449,11 @@ func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Upda
 	}
 	block := int64(min(max(u.BlockFor, 0), maxBlock))
 	sent := int64(min(u.SentSeq, math.MaxInt64))
+	sentAgo := int64(max(u.SentAgo, 0))
 	bkey := []byte(key)
 	_, err := call(b, ctx, func(ctx context.Context) (struct{}, error) {
 		_, err := b.db.Exec(ctx, b.n.observe, bkey, names, dims, lims, wins, rems, hasRem, resets, hasRs,
-			block, sent, b.relaxed, b.lockMS)
+			block, sent, sentAgo, b.relaxed, b.lockMS)
 		return struct{}{}, err
 	}, func(fb smartratelimit.Backend) (struct{}, error) {
 		return struct{}{}, fb.Observe(ctx, key, u)
@@ -480,7 +489,7 @@ func (b *Backend) Status(ctx context.Context, key string) (smartratelimit.Status
 		for i := range names {
 			l := smartratelimit.Limit{Name: names[i], Dimension: smartratelimit.Dimension(dims[i]), Limit: lims[i], Window: time.Duration(wins[i])}
 			w := smartratelimit.Window{Start: starts[i], Used: used[i]}
-			rem, res, reset := w.State(l.Limit, wins[i], now)
+			rem, res, reset := w.State(l.Limit, l.Span(), now)
 			st.Limits[i] = smartratelimit.LimitStatus{Limit: l, Source: source(src[i]), Remaining: rem, Reserved: res, ResetAt: time.Unix(0, reset)}
 		}
 		return st, nil

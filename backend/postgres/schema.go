@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -79,7 +79,7 @@ func newNames(schema, table, now string) *names {
 
 	n.acquire = `SELECT ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win FROM ` + n.qAcquire +
 		`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
-	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
 	n.status = `SELECT src, name, dim, lim, win, wstart, wused, seq, blocked_until, last_used, ` + now +
@@ -101,7 +101,8 @@ func dollarQuote(body string) string {
 	return tag + body + tag
 }
 
-// ddlV1 returns the statements of schema version 1.
+// ddlV1 returns the statements of schema version 1: the table. (Its
+// functions are those of the latest version, created by ddlV2.)
 //
 // Every bucket lives in one row. The limits of a key are parallel arrays
 // (one element per limit): src (0 defaults, 1 learned from headers, 2
@@ -110,7 +111,35 @@ func dollarQuote(body string) string {
 // nanoseconds of the database clock, so the arithmetic is exactly that of
 // smartratelimit.Window.
 func (n *names) ddlV1() []string {
-	r := strings.NewReplacer(
+	return []string{n.replacer().Replace(tableDDL)}
+}
+
+// ddlV2 returns the statements of schema version 2: the functions,
+// following smartratelimit.Window with Limit.Span, paced lagging future
+// windows, blocks keeping handed-out slots, the send time of a report
+// (the observe function gained p_sent_ago, so the one of version 1 is
+// dropped) and learned limits inheriting the window of a default.
+func (n *names) ddlV2() []string {
+	r := n.replacer()
+	fn := func(head, body string) string {
+		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
+	}
+	return []string{
+		r.Replace(dropObserveV1),
+		fn(acquireHead, lockRow+acquireBody),
+		fn(observeHead, lockRow+observeBody),
+		fn(setLimitsHead, setLimitsBody),
+		fn(sweepHead, sweepBody),
+	}
+}
+
+// dropObserveV1 drops the observe function of version 1, whose signature
+// differs from the current one (CREATE OR REPLACE would add an overload).
+const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
+	float8[], boolean[], bigint[], boolean[], bigint, bigint, boolean, int)`
+
+func (n *names) replacer() *strings.Replacer {
+	return strings.NewReplacer(
 		"{tbl}", n.qTable,
 		"{acquire}", n.qAcquire,
 		"{observe}", n.qObserve,
@@ -118,16 +147,6 @@ func (n *names) ddlV1() []string {
 		"{sweep}", n.qSweep,
 		"{now}", n.now,
 	)
-	fn := func(head, body string) string {
-		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
-	}
-	return []string{
-		r.Replace(tableDDL),
-		fn(acquireHead, lockRow+acquireBody),
-		fn(observeHead, lockRow+observeBody),
-		fn(setLimitsHead, setLimitsBody),
-		fn(sweepHead, sweepBody),
-	}
 }
 
 // The primary key is the only index, so updates stay HOT; fillfactor leaves
@@ -174,6 +193,8 @@ DECLARE
 	v_blocked bigint;
 	v_last    bigint;
 	v_now     bigint;
+	v_sent    bigint;
+	v_inherit boolean;
 	n  int;
 	m  int;
 	i  int;
@@ -186,6 +207,11 @@ DECLARE
 	st bigint;
 	e  bigint;
 	k  float8;
+	tol bigint;
+	dwin  bigint[];
+	ddim  text[];
+	dws   bigint[];
+	dwu   float8[];
 	nsrc  smallint[];
 	nname text[];
 	ndim  text[];
@@ -222,7 +248,8 @@ LANGUAGE plpgsql AS`
 
 // acquireBody follows smartratelimit.Window: Earliest on every limit from
 // tmin = max(now, blocked_until, last_slot), then Take at the latest
-// answer on every limit.
+// answer on every limit, both on each limit's Span (win stretched by
+// least(10ms + win/1000, win/10)).
 const acquireBody = `
 	ok := false; code := 0; wait := 0; seq := v_seq; blocked := false;
 	l_name := ''; l_dim := ''; l_lim := 0; l_win := 0;
@@ -258,10 +285,10 @@ const acquireBody = `
 			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 		END LOOP;
 		nwu[i] := c;
-		lm := v_lim[i]; w := v_win[i];
+		lm := v_lim[i]; w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10);
 		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
 			code := 1;
-			l_name := v_name[i]; l_dim := v_dim[i]; l_lim := lm; l_win := w;
+			l_name := v_name[i]; l_dim := v_dim[i]; l_lim := lm; l_win := v_win[i];
 			RETURN;
 		END IF;
 		st := v_ws[i]; u := v_wu[i];
@@ -269,10 +296,15 @@ const acquireBody = `
 			st := st + (e - st) / w * w;
 			u := 0;
 		END IF;
-		IF NOT (CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END) THEN
+		LOOP
+			-- A future window counts the slots paced before tmin as spent.
+			IF st > v_now AND e > st THEN
+				u := greatest(u, (e - st)::float8 / w::float8 * lm);
+			END IF;
+			EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
 			st := st + w;
 			u := 0;
-		END IF;
+		END LOOP;
 		IF st > v_now THEN
 			st := greatest(st + trunc(u / lm * w::float8)::bigint, e);
 			IF st > wait THEN
@@ -294,11 +326,14 @@ const acquireBody = `
 
 	-- Take at t* on every limit.
 	FOR i IN 1..n LOOP
-		w := v_win[i]; lm := v_lim[i];
+		w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
 		e := v_ws[i]; u := v_wu[i];
 		IF st >= e + w THEN
 			e := e + (st - e) / w * w;
 			u := 0;
+		END IF;
+		IF e > v_now AND st > e THEN
+			u := greatest(u, (st - e)::float8 / w::float8 * lm);
 		END IF;
 		u := u + nwu[i];
 		IF lm > 0 AND u > lm + 1e-9 THEN
@@ -319,22 +354,36 @@ END`
 const observeHead = `CREATE OR REPLACE FUNCTION {observe}(
 	p_key bytea, p_qname text[], p_qdim text[], p_qlim float8[], p_qwin bigint[],
 	p_qrem float8[], p_qhasrem boolean[], p_qreset bigint[], p_qhasreset boolean[],
-	p_block bigint, p_sent_seq bigint, p_relaxed boolean, p_lock_timeout int)
+	p_block bigint, p_sent_seq bigint, p_sent_ago bigint, p_relaxed boolean, p_lock_timeout int)
 RETURNS void LANGUAGE plpgsql AS`
 
 // observeBody merges the quotas into the learned limits and runs
-// smartratelimit.Window.Reconcile on each, then Block on every limit.
+// smartratelimit.Window.Reconcile on each (on its Span), then Block on
+// every limit. A new learned limit takes over the window of a default of
+// the same window and dimension while the defaults are in force (the
+// memory backend's inherit), else starts on the server's window.
 const observeBody = `
+	-- The send time of the reported request (0: unknown).
+	v_sent := 0;
+	IF p_sent_ago > 0 AND p_sent_ago < v_now THEN
+		v_sent := v_now - p_sent_ago;
+	END IF;
 	m := coalesce(cardinality(p_qname), 0);
+	v_inherit := false;
 	IF m > 0 AND v_src && '{0}'::smallint[] THEN
-		-- Learned limits replace the defaults.
+		-- Learned limits replace the defaults; new ones may inherit their windows.
+		v_inherit := true;
+		dwin := '{}'; ddim := '{}'; dws := '{}'; dwu := '{}';
 		nsrc := '{}'; nname := '{}'; ndim := '{}'; nlim := '{}'; nwin := '{}'; nws := '{}'; nwu := '{}';
-		j := 0;
+		j := 0; q := 0;
 		FOR i IN 1..n LOOP
 			IF v_src[i] <> 0 THEN
 				j := j + 1;
 				nsrc[j] := v_src[i]; nname[j] := v_name[i]; ndim[j] := v_dim[i]; nlim[j] := v_lim[i];
 				nwin[j] := v_win[i]; nws[j] := v_ws[i]; nwu[j] := v_wu[i];
+			ELSE
+				q := q + 1;
+				dwin[q] := v_win[i]; ddim[q] := v_dim[i]; dws[q] := v_ws[i]; dwu[q] := v_wu[i];
 			END IF;
 		END LOOP;
 		v_src := nsrc; v_name := nname; v_dim := ndim; v_lim := nlim; v_win := nwin; v_ws := nws; v_wu := nwu;
@@ -349,19 +398,33 @@ const observeBody = `
 				EXIT;
 			END IF;
 		END LOOP;
+		w := p_qwin[q] + least(10000000 + p_qwin[q] / 1000, p_qwin[q] / 10);  -- Span
 		IF j = 0 THEN
 			-- A new learned limit (at most 16, so that a hostile server cannot
-			-- grow a row without bound); its window ends at the server's reset.
+			-- grow a row without bound).
 			CONTINUE WHEN cardinality(array_positions(v_src, 1::smallint)) >= 16;
 			n := n + 1; j := n;
 			v_src[j] := 1; v_name[j] := p_qname[q]; v_dim[j] := p_qdim[q];
-			v_ws[j] := v_now; v_wu[j] := 0;
-			IF p_qhasreset[q] AND p_qwin[q] > 0 THEN
-				v_ws[j] := v_now + p_qreset[q] - p_qwin[q];
+			i := 0;
+			IF v_inherit THEN
+				i := coalesce(array_position(dwin, p_qwin[q]), 0);
+				WHILE i > 0 AND ddim[i] <> p_qdim[q] LOOP
+					i := coalesce(array_position(dwin, p_qwin[q], i + 1), 0);
+				END LOOP;
+			END IF;
+			IF i > 0 THEN
+				-- The window of the default, with the slots booked under it.
+				v_ws[j] := dws[i]; v_wu[j] := dwu[i];
+			ELSE
+				-- StartWindow: the window ends at the server's reset.
+				v_ws[j] := v_now; v_wu[j] := 0;
+				IF p_qhasreset[q] AND w > 0 THEN
+					v_ws[j] := v_now + p_qreset[q] - w;
+				END IF;
 			END IF;
 		END IF;
 		v_lim[j] := p_qlim[q]; v_win[j] := p_qwin[q];
-		lm := p_qlim[q]; w := p_qwin[q];
+		lm := p_qlim[q];
 		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
 
 		st := v_ws[j]; u := v_wu[j];
@@ -369,24 +432,36 @@ const observeBody = `
 			st := st + (v_now - st) / w * w;
 			u := 0;
 		END IF;
+		tol := 1000000000 + w / 20;   -- Tolerance(w)
+		IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now
+		   AND (NOT p_qhasreset[q] OR v_now + p_qreset[q] <= st + w + tol) THEN
+			-- Sent before the current window began: about an earlier window.
+			v_ws[j] := st; v_wu[j] := u;
+			CONTINUE;
+		END IF;
 		c := NULL;  -- the server's used count, when known
 		IF p_qhasrem[q] THEN
 			c := greatest(0, lm - p_qrem[q]);
 			IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
-				c := c + (v_seq - p_sent_seq);
+				-- At most the grants of the latest window are in the server's too.
+				c := c + least((v_seq - p_sent_seq)::float8, u);
 			END IF;
 		END IF;
 		IF p_qhasreset[q] THEN
 			e := v_now + p_qreset[q];   -- the server's window end
-			k := 1000000000 + w / 20;   -- Tolerance(w)
-			IF e > st + w + k THEN
+			IF e > st + w + tol THEN
 				-- The server is already in a window after the latest local one.
 				st := e - w;
 				u := coalesce(c, 0);
-			ELSIF e >= st + w - k THEN
+			ELSIF st > v_now THEN
+				-- The latest local window is a future one, holding
+				-- reservations the server cannot know of: ignored.
+				v_ws[j] := st; v_wu[j] := u;
+				CONTINUE;
+			ELSIF e >= st + w - tol THEN
 				-- The same window.
 				IF c > u THEN u := c; END IF;
-			ELSIF st > v_now OR e <= st + k THEN
+			ELSIF e <= st + tol THEN
 				-- About a window before the latest local one: stale.
 				v_ws[j] := st; v_wu[j] := u;
 				CONTINUE;
@@ -407,10 +482,12 @@ const observeBody = `
 	END LOOP;
 
 	IF p_block > 0 THEN
+		-- Block: restart at the block's end, unless slots were handed out
+		-- at or after it (the latest window then keeps its count).
 		e := v_now + p_block;
 		v_blocked := greatest(v_blocked, e);
 		FOR i IN 1..n LOOP
-			IF v_ws[i] < e THEN
+			IF v_ws[i] < e AND v_last < e THEN
 				v_ws[i] := e; v_wu[i] := 0;
 			END IF;
 		END LOOP;
@@ -511,6 +588,7 @@ END`
 // migrations[i] brings a table from version i to i+1.
 var migrations = []func(n *names) []string{
 	(*names).ddlV1,
+	(*names).ddlV2,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
