@@ -34,7 +34,11 @@ func setNow(t *testing.T, b *Backend, ns int64) {
 // TestSameArithmeticAsMemory drives the PostgreSQL backend (on a stepped
 // database clock) and the memory backend (on a fake clock) through the same
 // random timeline and requires identical answers and states: the SQL runs
-// smartratelimit.Window's arithmetic exactly.
+// smartratelimit.Window's arithmetic exactly. The timeline exercises
+// lagging future windows (several limits and blocks push requests later),
+// blocks while reservations are outstanding, reports with SentAgo, and
+// the handover from defaults to learned limits of the same window (keys
+// are cleared now and then so that it happens again).
 func TestSameArithmeticAsMemory(t *testing.T) {
 	b, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
 	fake := clock.NewFake(time.Unix(1_700_000_000, 0))
@@ -51,8 +55,8 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 	keys := []string{"a", "b", "c"}
 	defaults := map[string][]srl.Limit{
 		"a": {srl.Every(3, 10*time.Second)},
-		"b": {srl.Every(2, 5*time.Second), srl.Every(5, 30*time.Second)},
-		"c": {{Name: "tok", Dimension: srl.DimTokens, Limit: 100, Window: 10 * time.Second}, srl.Every(4, 10*time.Second)},
+		"b": {srl.Every(2, 5*time.Second), srl.Every(5, 30*time.Second), srl.Every(9, time.Minute)},
+		"c": {{Name: "tok", Dimension: srl.DimTokens, Limit: 100, Window: 20 * time.Second}, srl.Every(4, 10*time.Second)},
 	}
 	server := []srl.Limit{
 		{Name: "q", Dimension: srl.DimRequests, Limit: 5, Window: 10 * time.Second},
@@ -60,7 +64,8 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 		{Name: "m", Dimension: srl.DimRequests, Limit: 7, Window: time.Minute},
 	}
 	seqs := map[string][]uint64{}
-	for step := range 3000 {
+	sent := map[string][]int64{} // send instants of the granted requests
+	for step := range 4000 {
 		key := keys[rng.IntN(len(keys))]
 		var what string
 		switch op := rng.IntN(10); {
@@ -83,10 +88,16 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 			require.Equal(t, werr != nil, gerr != nil, "step %d %s: errors %v / %v", step, what, werr, gerr)
 			if want.OK {
 				seqs[key] = append(seqs[key], want.Seq)
+				sent[key] = append(sent[key], now+int64(want.Wait))
 			} else {
 				got.Seq = 0 // memory leaves Seq zero when nothing was granted
 			}
 			require.Equal(t, want, got, "step %d %s", step, what)
+		case op < 9 && rng.IntN(40) == 0:
+			what = "clear " + key
+			require.NoError(t, b.Clear(ctx, key))
+			require.NoError(t, m.Clear(ctx, key))
+			seqs[key], sent[key] = nil, nil
 		case op < 9:
 			var u srl.Update
 			for _, l := range server {
@@ -102,11 +113,29 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 				}
 				u.Quotas = append(u.Quotas, q)
 			}
-			if rng.IntN(8) == 0 {
+			if rng.IntN(6) == 0 {
 				u.BlockFor = time.Duration(rng.Int64N(int64(15 * time.Second)))
+				if st, err := m.Status(ctx, key); err == nil && rng.IntN(2) == 0 {
+					// End the block inside the reservations already made.
+					for _, l := range st.Limits {
+						if l.Reserved > 0 {
+							u.BlockFor = time.Duration(rng.Int64N(int64(l.ResetAt.Sub(fake.Now())) + int64(l.Window)))
+							break
+						}
+					}
+				}
 			}
 			if s := seqs[key]; len(s) > 0 && rng.IntN(3) > 0 {
-				u.SentSeq = s[rng.IntN(len(s))]
+				i := rng.IntN(len(s))
+				u.SentSeq = s[i]
+				if at := sent[key][i]; at < now && rng.IntN(4) > 0 {
+					u.SentAgo = time.Duration(now - at)
+				}
+			}
+			if rng.IntN(10) == 0 && now > base {
+				// Unrelated to any grant, but after the backends started (the
+				// memory backend knows no instant before it began).
+				u.SentAgo = time.Duration(rng.Int64N(min(now-base, int64(time.Minute))))
 			}
 			what = fmt.Sprintf("observe %s %+v", key, u)
 			require.NoError(t, b.Observe(ctx, key, u), what)
