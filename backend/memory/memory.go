@@ -295,8 +295,10 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 		since = float64(st.seq - u.SentSeq)
 	}
 	var sentAt int64
-	if u.SentAgo > 0 && int64(u.SentAgo) < now {
-		sentAt = now - int64(u.SentAgo)
+	if u.SentAgo > 0 {
+		// A request sent before the time line began is dated at its
+		// first instant (1; 0 would mean unknown).
+		sentAt = max(now-int64(u.SentAgo), 1)
 	}
 	// Whether the defaults are in force is decided once for the whole
 	// update: every limit it teaches may take over a default's window.
