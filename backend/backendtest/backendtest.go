@@ -5,7 +5,8 @@
 //
 // The suite runs on the real clock. It uses windows of an hour (so the
 // time the test takes cannot change a decision) except where a window has
-// to end during the test, where it uses windows of about a second.
+// to end during the test, where it uses windows of about a second. Waits
+// are expected on each limit's Span (an hour is enforced as 3603.61s).
 package backendtest
 
 import (
@@ -63,7 +64,13 @@ var cases = []struct {
 	{"keys clear and status", testKeysClearStatus},
 	{"hostile keys", testHostileKeys},
 	{"closed", testClosed},
+	{"a block inside reservations never exceeds the limit", testBlockKeepsReservations},
+	{"reports sent before the current window are ignored", testSentBeforeWindow},
+	{"learned limits keep the slots booked under the defaults", testDefaultsHandover},
 }
+
+// span returns lim's enforced window length as a Duration.
+func span(lim srl.Limit) time.Duration { return time.Duration(lim.Span()) }
 
 var bg = context.Background()
 
@@ -89,7 +96,7 @@ func testImmediate(t *testing.T, b srl.Backend, key string) {
 	}
 	r := acquire(t, b, key, 0, lim)
 	assert.False(t, r.OK, "the sixth request must be refused")
-	near(t, time.Hour, r.Wait, "refused wait")
+	near(t, span(lim), r.Wait, "refused wait")
 	assert.True(t, r.Limit.Same(lim), "binding limit %v", r.Limit)
 	assert.False(t, r.Blocked)
 }
@@ -106,10 +113,10 @@ func testPaced(t *testing.T, b srl.Backend, key string) {
 		waits = append(waits, r.Wait)
 	}
 	for j, w := range waits {
-		near(t, time.Hour+time.Duration(j)*6*time.Minute, w, fmt.Sprintf("slot %d", j))
+		near(t, span(lim)+time.Duration(j)*span(lim)/10, w, fmt.Sprintf("slot %d", j))
 	}
 	// The 21st request goes to the start of the window after.
-	near(t, 2*time.Hour, acquire(t, b, key, srl.Forever, lim).Wait, "first slot of the third window")
+	near(t, 2*span(lim), acquire(t, b, key, srl.Forever, lim).Wait, "first slot of the third window")
 }
 
 func testRefusedReservesNothing(t *testing.T, b srl.Backend, key string) {
@@ -126,7 +133,7 @@ func testRefusedReservesNothing(t *testing.T, b srl.Backend, key string) {
 	assert.Zero(t, st.Limits[0].Remaining)
 	assert.Zero(t, st.Limits[0].Reserved, "refused requests must not reserve")
 	assert.Equal(t, uint64(2), st.Seq)
-	near(t, time.Hour, acquire(t, b, key, srl.Forever, lim).Wait, "first slot after refusals")
+	near(t, span(lim), acquire(t, b, key, srl.Forever, lim).Wait, "first slot after refusals")
 }
 
 func testStorm(t *testing.T, b srl.Backend, key string) {
@@ -156,10 +163,10 @@ func testSeveralLimits(t *testing.T, b srl.Backend, key string) {
 	}
 	r := acquire(t, b, key, srl.Forever, perHour, perDay)
 	require.True(t, r.OK)
-	near(t, time.Hour, r.Wait, "per-hour limit binds")
+	near(t, span(perHour), r.Wait, "per-hour limit binds")
 	assert.True(t, r.Limit.Same(perHour))
 	r = acquire(t, b, key, srl.Forever, perHour, perDay)
-	near(t, 24*time.Hour, r.Wait, "per-day limit binds")
+	near(t, span(perDay), r.Wait, "per-day limit binds")
 	assert.True(t, r.Limit.Same(perDay))
 }
 
@@ -190,9 +197,9 @@ func testConcurrentWindows(t *testing.T, b srl.Backend, key string) {
 	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
 	first := slots[0]
 	for i, s := range slots {
-		// The i-th slot lies in window i/limit or later: never more than
-		// limit slots in one window.
-		minStart := first.Add(time.Duration(i/limit) * time.Hour).Add(-slack)
+		// The i-th slot lies in window i/limit or later (on the Span):
+		// never more than limit slots in one window.
+		minStart := first.Add(time.Duration(i/limit) * span(lim)).Add(-slack)
 		assert.False(t, s.Before(minStart), "slot %d at %v is before window %d", i, s.Sub(first), i/limit)
 	}
 }
@@ -292,7 +299,7 @@ func testStaleIgnored(t *testing.T, b srl.Backend, key string) {
 	// A late response about the current window says 0 left: nothing changes.
 	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, 30*time.Minute)}})
 	r = acquire(t, b, key, srl.Forever)
-	near(t, 36*time.Minute, r.Wait, "second slot of the next window")
+	near(t, 30*time.Minute+span(server)/10, r.Wait, "second slot of the next window")
 }
 
 func testBlock(t *testing.T, b srl.Backend, key string) {
@@ -313,7 +320,7 @@ func testBlock(t *testing.T, b srl.Backend, key string) {
 	near(t, time.Hour, w1, "first after block")
 	assert.Greater(t, w2, w1)
 	assert.Greater(t, w3, w2)
-	near(t, 3600*time.Millisecond, w2-w1, "paced at window/limit")
+	near(t, span(lim)/1000, w2-w1, "paced at span/limit")
 	// Other keys are not blocked.
 	assert.True(t, acquire(t, b, key+"/other", 0, lim).OK)
 }
@@ -415,4 +422,99 @@ func testClosed(t *testing.T, b srl.Backend, key string) {
 	_, err = b.Keys(bg)
 	assert.ErrorIs(t, err, srl.ErrClosed)
 	assert.NoError(t, b.Close(), "Close twice is fine")
+}
+
+// grant acquires with no bound on the wait and returns the granted instant.
+func grant(t *testing.T, b srl.Backend, key string, defaults ...srl.Limit) time.Time {
+	t.Helper()
+	before := time.Now()
+	r := acquire(t, b, key, srl.Forever, defaults...)
+	require.True(t, r.OK)
+	return before.Add(r.Wait)
+}
+
+// mostIn returns the most grants in any interval [s, s+d) starting at
+// from or at a grant at or after it.
+func mostIn(grants []time.Time, from time.Time, d time.Duration) int {
+	most := 0
+	starts := []time.Time{from}
+	for _, g := range grants {
+		if !g.Before(from) {
+			starts = append(starts, g)
+		}
+	}
+	for _, s := range starts {
+		n := 0
+		for _, g := range grants {
+			if !g.Before(s) && g.Before(s.Add(d)) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// testBlockKeepsReservations: a block ending inside the window that holds
+// reservations keeps them (restarting it at the block's end would let up
+// to 13 of 10 into the hour from the block's end).
+func testBlockKeepsReservations(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(10, time.Hour)
+	step := span(lim) / 10
+	start := time.Now()
+	var grants []time.Time
+	for range 15 {
+		grants = append(grants, grant(t, b, key, lim))
+	}
+	near(t, span(lim)+4*step, grants[14].Sub(start), "fifth booked slot")
+	blockFor := span(lim) + 3*step/2 // between the second and the third booked slot
+	blockEnd := time.Now().Add(blockFor)
+	observe(t, b, key, srl.Update{BlockFor: blockFor})
+	for range 10 {
+		grants = append(grants, grant(t, b, key, lim))
+	}
+	near(t, span(lim)+5*step, grants[15].Sub(start), "after the booked slots")
+	assert.LessOrEqual(t, mostIn(grants, blockEnd, lim.Window), 10, "an hour from the block's end holds at most the limit")
+	assert.LessOrEqual(t, mostIn(grants, start, lim.Window), 10, "any hour holds at most the limit")
+}
+
+// testSentBeforeWindow: a response to a request sent before the current
+// window began (Update.SentAgo) reports the previous window: ignored.
+func testSentBeforeWindow(t *testing.T, b srl.Backend, key string) {
+	server := srl.Limit{Name: "q", Limit: 10, Window: time.Hour}
+	// The learned window ends in a second; the next one begins then.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, time.Second)}})
+	time.Sleep(1200 * time.Millisecond)
+	require.Equal(t, 10.0, remaining(t, b, key), "a new window")
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, time.Hour)}, SentAgo: 2 * time.Second})
+	assert.Equal(t, 10.0, remaining(t, b, key), "sent before the window began: ignored")
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 7, time.Hour)}, SentAgo: 100 * time.Millisecond})
+	assert.Equal(t, 3.0, 10-remaining(t, b, key), "sent in the window: applies")
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 5, time.Hour)}})
+	assert.Equal(t, 5.0, remaining(t, b, key), "send time unknown: applies")
+}
+
+// testDefaultsHandover: slots booked under the defaults stay counted when
+// a learned limit of the same window takes over.
+func testDefaultsHandover(t *testing.T, b srl.Backend, key string) {
+	def := srl.Every(10, time.Hour)
+	step := span(def) / 10
+	start := time.Now()
+	var grants []time.Time
+	for range 15 {
+		grants = append(grants, grant(t, b, key, def))
+	}
+	server := srl.Limit{Name: "m", Limit: 10, Window: time.Hour}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{{Limit: server, Remaining: 9, HasRemaining: true}}})
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, srl.SourceHeaders, st.Limits[0].Source)
+	assert.Equal(t, 5.0, st.Limits[0].Reserved, "the five booked slots")
+	for range 6 {
+		grants = append(grants, grant(t, b, key, def))
+	}
+	near(t, span(def)+5*step, grants[15].Sub(start), "the next slot comes after the booked ones")
+	near(t, 2*span(def), grants[20].Sub(start), "then the window after")
+	assert.LessOrEqual(t, mostIn(grants, start, server.Window), 10, "any hour holds at most the limit")
 }
