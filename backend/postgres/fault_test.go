@@ -83,6 +83,31 @@ func TestUnreachableFailOpen(t *testing.T) {
 	assert.NotContains(t, logs.String(), "alice")
 }
 
+// TestUnreachableFailOpenByDefault: without WithFallback or
+// WithFailClosed an in-memory backend takes over, logs once, and Status
+// says degraded.
+func TestUnreachableFailOpenByDefault(t *testing.T) {
+	ctx := ctxT(t)
+	var logs syncBuffer
+	b, err := New(ctx, "postgres://alice:s3cret@127.0.0.1:1/test?sslmode=disable&connect_timeout=1",
+		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.NoError(t, err, "fails open by default")
+	defer b.Close()
+	assert.True(t, b.Degraded())
+	_, isMemory := b.fallback.(*memory.Backend)
+	assert.True(t, isMemory, "the default fallback is backend/memory")
+	lim := srl.Every(2, time.Hour)
+	for i := range 3 {
+		r, err := b.Acquire(ctx, req("k", 0, lim))
+		require.NoError(t, err)
+		assert.Equal(t, i < 2, r.OK, "the fallback enforces the limit")
+	}
+	st, err := b.Status(ctx, "k")
+	require.NoError(t, err)
+	assert.True(t, st.Degraded)
+	assert.Equal(t, 1, strings.Count(logs.String(), "unreachable"), "logged once: %s", logs.String())
+}
+
 // proxy forwards TCP connections to target until Stop, which also cuts
 // every open connection; Start listens again on the same address.
 type proxy struct {
