@@ -25,6 +25,7 @@ type Limiter struct {
 	cfg        config
 	backend    srl.Backend
 	ownBackend bool
+	inProcess  bool // the backend never blocks on I/O (memory)
 	parser     headerparse.Parser
 	hostParser map[string]*headerparse.Parser
 
@@ -32,8 +33,16 @@ type Limiter struct {
 	// backend; only hosts configured with WithHostLimits are tracked.
 	overridden sync.Map // key -> struct{}
 
+	// known holds the keys this process had a response from (read on
+	// every request, so lock-free); knownN counts them.
+	known  sync.Map
+	knownN atomic.Int64
+
+	// keys caches the key of each URL authority seen (bounded).
+	keys  sync.Map // authority prefix -> cachedKey
+	keysN atomic.Int64
+
 	mu      sync.Mutex
-	known   map[string]struct{}      // keys this process had a response from
 	gates   map[string]chan struct{} // keys whose first response is awaited
 	waiting map[string]int           // callers sleeping per key
 	blocks  map[string]int64         // key -> blocked until (clock ns since base), learned in this process
@@ -57,7 +66,6 @@ func New(opts ...Option) (*Limiter, error) {
 		cfg:     cfg,
 		parser:  headerparse.Parser{Mapping: cfg.mapping},
 		waiting: map[string]int{},
-		known:   map[string]struct{}{},
 		gates:   map[string]chan struct{}{},
 		blocks:  map[string]int64{},
 		closing: make(chan struct{}),
@@ -84,6 +92,7 @@ func New(opts ...Option) (*Limiter, error) {
 		}
 		l.backend, l.ownBackend = b, true
 	}
+	_, l.inProcess = l.backend.(*memory.Backend)
 	return l, nil
 }
 
@@ -139,17 +148,79 @@ func WithRequestCost(ctx context.Context, costs ...srl.Cost) context.Context {
 	return context.WithValue(ctx, costKey{}, costs)
 }
 
-// keyFor computes the bucket key of a request.
-func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error) {
+type cachedKey struct {
+	key string
+	u   URL
+}
+
+// maxCachedKeys bounds the authority -> key cache.
+const maxCachedKeys = 10_000
+
+// hostKey returns the key function's key for the request's URL. Keys of
+// URLs whose authority (scheme://host:port, no user info) was seen before
+// come from a cache without parsing; the path is then read only when
+// scopes need it.
+func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, error) {
+	raw := r.URL
+	if !strings.Contains(raw, "://") {
+		raw = c.BaseURL
+		if raw == "" {
+			raw = c.HostURL
+		}
+	}
+	if prefix, ok := authority(raw); ok {
+		if v, ok := l.keys.Load(prefix); ok {
+			ck := v.(cachedKey)
+			if len(l.cfg.scopes) > 0 {
+				u, err := resolve(c, r)
+				if err != nil {
+					return "", u, err
+				}
+				ck.u.Path = u.Path
+			}
+			return ck.key, ck.u, nil
+		}
+	}
 	u, err := resolve(c, r)
 	if err != nil {
 		return "", u, err
 	}
-	var key string
+	key := HostKey(u)
 	if l.cfg.keyFunc != nil {
 		key = l.cfg.keyFunc(u)
-	} else {
-		key = HostKey(u)
+	}
+	if prefix, ok := authority(raw); ok && l.cfg.keyFunc == nil {
+		if l.keysN.Add(1) > maxCachedKeys {
+			l.keys.Clear()
+			l.keysN.Store(0)
+		}
+		l.keys.Store(strings.Clone(prefix), cachedKey{key: key, u: URL{Scheme: u.Scheme, Host: u.Host, Port: u.Port}})
+	}
+	return key, u, nil
+}
+
+// authority returns the "scheme://host:port" prefix of an absolute URL
+// without user info, and whether there is one.
+func authority(raw string) (string, bool) {
+	i := strings.Index(raw, "://")
+	if i <= 0 {
+		return "", false
+	}
+	end := len(raw)
+	if j := strings.IndexAny(raw[i+3:], "/?#"); j >= 0 {
+		end = i + 3 + j
+	}
+	if end == i+3 || strings.IndexByte(raw[i+3:end], '@') >= 0 || strings.IndexByte(raw[i+3:end], '{') >= 0 {
+		return "", false
+	}
+	return raw[:end], true
+}
+
+// keyFor computes the bucket key of a request.
+func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error) {
+	key, u, err := l.hostKey(c, r)
+	if err != nil {
+		return "", u, err
 	}
 	for _, s := range l.cfg.scopes {
 		if s.host == u.hostPort() && strings.HasPrefix(u.Path, s.prefix) {
@@ -182,7 +253,10 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 	} else if l.cfg.costFunc != nil {
 		costs = l.cfg.costFunc(r)
 	}
-	host := u.hostPort()
+	host := ""
+	if l.cfg.hostLimits != nil || l.hostParser != nil {
+		host = u.hostPort()
+	}
 	if err := l.ensureOverride(ctx, key, host); err != nil {
 		return err
 	}
@@ -225,8 +299,11 @@ const maxKnown = 100_000
 // instead of reserving slots under the defaults first. It reports whether
 // the caller is the probe.
 func (l *Limiter) awaitFirstContact(ctx context.Context, key string) (bool, error) {
+	if _, ok := l.known.Load(key); ok || l.cfg.failFast {
+		return false, nil
+	}
 	l.mu.Lock()
-	if _, ok := l.known[key]; ok || l.cfg.failFast {
+	if _, ok := l.known.Load(key); ok {
 		l.mu.Unlock()
 		return false, nil
 	}
@@ -261,10 +338,10 @@ func (l *Limiter) learned(key string) {
 		close(g)
 		delete(l.gates, key)
 	}
-	if len(l.known) >= maxKnown {
-		clear(l.known)
+	if _, ok := l.known.LoadOrStore(key, struct{}{}); !ok && l.knownN.Add(1) > maxKnown {
+		l.known.Clear()
+		l.knownN.Store(0)
 	}
-	l.known[key] = struct{}{}
 }
 
 // ensureOverride puts a host's configured limits on a key the first time
@@ -415,6 +492,17 @@ type transport struct {
 	l    *Limiter
 }
 
+// CloseIdleConnections forwards to the wrapped transport, so
+// http.Client.CloseIdleConnections keeps working with the limiter attached.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Unwrap returns the wrapped transport.
+func (t *transport) Unwrap() http.RoundTripper { return t.next }
+
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	if resp != nil {
@@ -432,13 +520,8 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 	if t.probe {
 		defer l.learned(t.key) // after the backend has the limits
 		t.probe = false
-	} else {
-		l.mu.Lock()
-		_, known := l.known[t.key]
-		l.mu.Unlock()
-		if !known {
-			defer l.learned(t.key)
-		}
+	} else if _, known := l.known.Load(t.key); !known {
+		defer l.learned(t.key)
 	}
 	p := &l.parser
 	if hp, ok := l.hostParser[t.host]; ok {
@@ -464,8 +547,12 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, u.BlockFor)
 		}
 	}
-	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.observeTimout)
-	defer cancel()
+	octx := context.WithoutCancel(ctx)
+	if !l.inProcess {
+		var cancel context.CancelFunc
+		octx, cancel = context.WithTimeout(octx, l.cfg.observeTimout)
+		defer cancel()
+	}
 	if err := l.backend.Observe(octx, t.key, u); err != nil {
 		l.cfg.logger.Warn("smartratelimit: could not record response limits", "key", t.key, "error", err)
 		return

@@ -1,0 +1,91 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-resty/resty/v2"
+	"golang.org/x/time/rate"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/middleware"
+)
+
+// huge never makes a request wait, so the benchmarks measure the
+// limiter's own cost.
+var huge = middleware.WithDefaults(srl.Every(1e12, 3600e9))
+
+func githubHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", "1000000000")
+		h.Set("X-RateLimit-Remaining", "999999999")
+		h.Set("X-RateLimit-Used", "1")
+		h.Set("X-RateLimit-Reset", "4102444800")
+		h.Set("X-RateLimit-Resource", "core")
+		w.Write([]byte(`{"ok":true}`))
+	})
+}
+
+func benchResty(b *testing.B, c *resty.Client, url string) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.R().Get(url)
+			if err != nil || resp.StatusCode() != 200 {
+				b.Fatal(err, resp)
+			}
+		}
+	})
+}
+
+// BenchmarkRestyBare is the baseline: a resty request to an httptest
+// server without a limiter.
+func BenchmarkRestyBare(b *testing.B) {
+	srv := httptest.NewServer(githubHandler())
+	defer srv.Close()
+	benchResty(b, resty.New(), srv.URL)
+}
+
+// BenchmarkRestyLimited is the same request with the limiter attached;
+// the server sends GitHub headers, so every response is learned.
+func BenchmarkRestyLimited(b *testing.B) {
+	srv := httptest.NewServer(githubHandler())
+	defer srv.Close()
+	c, l, err := middleware.Client(huge)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	benchResty(b, c, srv.URL)
+}
+
+// BenchmarkLimiterWait is the limiter's wait path on one hot key, next to
+// x/time/rate's Wait on one Limiter.
+func BenchmarkLimiterWait(b *testing.B) {
+	l, err := middleware.New(huge)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.Wait(ctx, "https://api.example.com:443"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkXRateWait(b *testing.B) {
+	lim := rate.NewLimiter(rate.Limit(1e12/3600), 1e9)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := lim.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
