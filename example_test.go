@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -47,7 +48,12 @@ func Example() {
 // With WithFailFast a request that would have to wait is refused at once
 // with a *LimitError that says how long to wait.
 func Example_failFast() {
-	api, _ := testapi.NewServer(testapi.Config{Limit: 2, Window: time.Hour, Style: testapi.StyleIETF})
+	var sent atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// IETF draft-10 fields: 2 requests per hour, the window ends in 30 minutes.
+		w.Header().Set("RateLimit-Policy", `"hourly";q=2;w=3600`)
+		w.Header().Set("RateLimit", fmt.Sprintf(`"hourly";r=%d;t=1800`, 2-sent.Add(1)))
+	}))
 	defer api.Close()
 	client, limiter, _ := middleware.Client(middleware.WithFailFast())
 	defer limiter.Close()
@@ -57,7 +63,7 @@ func Example_failFast() {
 		var le *srl.LimitError
 		switch {
 		case errors.As(err, &le):
-			fmt.Printf("refused: rate limited=%v, wait about %v\n", errors.Is(err, srl.ErrRateLimited), le.Wait.Round(time.Hour))
+			fmt.Printf("refused: rate limited=%v, wait about %v\n", errors.Is(err, srl.ErrRateLimited), le.Wait.Round(time.Minute))
 		case err != nil:
 			panic(err)
 		default:
@@ -67,7 +73,7 @@ func Example_failFast() {
 	// Output:
 	// sent
 	// sent
-	// refused: rate limited=true, wait about 1h0m0s
+	// refused: rate limited=true, wait about 30m0s
 }
 
 // Servers that send no rate-limit headers are limited by the default
