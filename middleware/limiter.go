@@ -153,6 +153,10 @@ type cachedKey struct {
 	u   URL
 }
 
+// maxBlocks bounds the blocks this process remembers for waking sleepers
+// (expired ones are dropped first; the backend keeps every block anyway).
+const maxBlocks = 100_000
+
 // maxCachedKeys bounds the authority -> key cache.
 const maxCachedKeys = 10_000
 
@@ -539,7 +543,15 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 	}
 	if u.BlockFor > 0 {
 		l.mu.Lock()
-		if until := l.now() + int64(u.BlockFor); until > l.blocks[t.key] {
+		now := l.now()
+		if len(l.blocks) >= maxBlocks {
+			for k, until := range l.blocks {
+				if until <= now {
+					delete(l.blocks, k)
+				}
+			}
+		}
+		if until := now + int64(u.BlockFor); until > l.blocks[t.key] && len(l.blocks) < maxBlocks {
 			l.blocks[t.key] = until
 		}
 		l.mu.Unlock()

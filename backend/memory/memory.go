@@ -491,7 +491,8 @@ func (b *Backend) Len() int {
 }
 
 // EvictIdle removes the keys idle for longer than the idle TTL that are
-// neither blocked nor holding future reservations, and returns how many it
+// neither blocked, nor holding future reservations, nor carrying override
+// limits (which only SetLimits or Clear remove), and returns how many it
 // removed. The janitor calls it periodically; tests call it directly.
 func (b *Backend) EvictIdle() int {
 	if b.idleTTL <= 0 {
@@ -504,7 +505,7 @@ func (b *Backend) EvictIdle() int {
 		sh := &b.shards[i]
 		sh.mu.Lock()
 		for k, st := range sh.keys {
-			if st.lastUsed < cutoff && st.blocked <= now && st.lastSlot <= now {
+			if st.lastUsed < cutoff && st.blocked <= now && st.lastSlot <= now && (st.x == nil || len(st.x.override) == 0) {
 				delete(sh.keys, k)
 				n++
 			}

@@ -622,3 +622,19 @@ func TestLearnedLimitInheritsTheDefaultsWindow(t *testing.T) {
 	assert.Equal(t, 100.0, st.Limits[0].Remaining)
 	assert.Equal(t, fc.Now().Add(time.Hour), st.Limits[0].ResetAt)
 }
+
+func TestEvictIdleKeepsOverrides(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	b, err := memory.New(memory.WithClock(clk), memory.WithIdleTTL(time.Minute))
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	require.NoError(t, b.SetLimits(ctx, "override", []srl.Limit{srl.PerSecond(1)}))
+	_, err = b.Acquire(ctx, srl.AcquireRequest{Key: "plain", Defaults: []srl.Limit{srl.PerSecond(1)}})
+	require.NoError(t, err)
+	clk.Advance(2 * time.Minute)
+	assert.Equal(t, 1, b.EvictIdle())
+	keys, err := b.Keys(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"override"}, keys, "override limits are kept until SetLimits(nil) or Clear")
+}
