@@ -100,3 +100,39 @@ func TestOpenAIQuotasArePerMinute(t *testing.T) {
 	assert.InDelta(t, untilMinute.Seconds(), le.Wait.Seconds(), 2, "until the server's minute ends")
 	assert.Zero(t, srv.Stats().Throttled)
 }
+
+// A first request that fails in transport (no response, so no
+// OnAfterResponse) opens the first-contact gate at once: callers behind it
+// do not wait out the gate's bound.
+func TestFailedProbeOpensTheGate(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		hj, ok := w.(http.Hijacker)
+		require.True(t, ok)
+		conn, _, err := hj.Hijack()
+		require.NoError(t, err)
+		conn.Close() // a transport error for the client
+	}))
+	t.Cleanup(srv.Close)
+	c, _ := newClient(t)
+	done := make(chan time.Duration, 2)
+	for range 2 {
+		go func() {
+			start := time.Now()
+			_, err := c.R().Get(srv.URL)
+			assert.Error(t, err)
+			done <- time.Since(start)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for range 2 {
+		select {
+		case d := <-done:
+			assert.Less(t, d, 1500*time.Millisecond, "waited for the gate's bound instead of the failed probe")
+		case <-time.After(5 * time.Second):
+			t.Fatal("a caller never returned")
+		}
+	}
+}
