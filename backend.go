@@ -125,7 +125,9 @@ type QuotaUpdate struct {
 type Update struct {
 	// Quotas are the limits the server announced. They are merged into the
 	// key's learned limits by Name and Dimension; learned limits the
-	// response did not mention stay.
+	// response did not mention stay. A learned limit keeps the longest
+	// window reported for it (windows are often inferred from the time to
+	// reset, which only shows the full window right after a reset).
 	Quotas []QuotaUpdate
 	// BlockFor, when positive, blocks the key for every caller until that
 	// long from now (429, 503 with Retry-After, 403 with nothing remaining).

@@ -37,12 +37,12 @@ func Example() {
 	key, _ := middleware.KeyOf(api.URL)
 	st, _ := limiter.Status(context.Background(), key)
 	b, _ := st.Binding()
-	fmt.Printf("%s: %g of %g left per %v (from %s)\n", b.Name, b.Remaining, b.Limit.Limit, b.Window, b.Source)
+	fmt.Printf("%s: %g of %g left (from %s)\n", b.Name, b.Remaining, b.Limit.Limit, b.Source)
 	// Output:
 	// 200
 	// 200
 	// 200
-	// core: 2 of 5 left per 1h0m0s (from headers)
+	// core: 2 of 5 left (from headers)
 }
 
 // With WithFailFast a request that would have to wait is refused at once

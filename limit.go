@@ -35,6 +35,10 @@ func Every(n float64, window time.Duration) Limit {
 	return Limit{Name: window.String(), Dimension: DimRequests, Limit: n, Window: window}
 }
 
+// MinLimit is the smallest limit that can be enforced (a millionth of a
+// unit per window); smaller values from servers are ignored.
+const MinLimit = 1e-6
+
 // MaxWindow is the longest window a limit may have (one year). Longer
 // windows from servers are clamped to it.
 const MaxWindow = 366 * 24 * time.Hour
@@ -52,8 +56,8 @@ func (l Limit) Span() int64 {
 // Validate reports whether l can be enforced; the error wraps ErrInvalidLimit.
 func (l Limit) Validate() error {
 	switch {
-	case math.IsNaN(l.Limit) || math.IsInf(l.Limit, 0) || l.Limit <= 0:
-		return fmt.Errorf("%w: limit %v must be a positive number", ErrInvalidLimit, l.Limit)
+	case math.IsNaN(l.Limit) || math.IsInf(l.Limit, 0) || l.Limit < MinLimit:
+		return fmt.Errorf("%w: limit %v must be a number of at least %g", ErrInvalidLimit, l.Limit, MinLimit)
 	case l.Window <= 0 || l.Window > MaxWindow:
 		return fmt.Errorf("%w: window %v must be positive and at most %v", ErrInvalidLimit, l.Window, MaxWindow)
 	case len(l.Name) > 200 || len(l.Dimension) > 100:

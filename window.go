@@ -63,12 +63,15 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 		start += (tmin - start) / window * window
 		used = 0
 	}
-	for {
+	for fresh := false; ; fresh = true {
 		if start > now {
 			used = paced(used, limit, window, start, tmin)
 		}
 		if fits(used, cost, limit) {
 			break
+		}
+		if fresh && used == 0 {
+			return -1 // not even an empty window holds it
 		}
 		start += window
 		used = 0

@@ -1,6 +1,7 @@
 package smartratelimit
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -428,5 +429,27 @@ func TestWindowProperties(t *testing.T) {
 			require.LessOrEqual(t, taken[k], limit+eps, "op %d: window %d counts more than the limit", i, k)
 			last = got
 		}
+	}
+}
+
+// A limit smaller than the float tolerance must not loop forever: a
+// request that fits no window at all is refused (-1), and such limits are
+// invalid anyway.
+func TestEarliestTerminatesOnTinyLimits(t *testing.T) {
+	w := Window{Start: 0}
+	for _, limit := range []float64{1e-10, 1e-12, 5e-324} {
+		done := make(chan int64, 1)
+		go func() { done <- w.Earliest(limit, int64(time.Second), 10, 10, 0) }()
+		select {
+		case got := <-done:
+			if got != -1 {
+				t.Errorf("limit %g: got %d, want -1", limit, got)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("limit %g: Earliest does not return", limit)
+		}
+	}
+	if err := (Limit{Limit: 1e-10, Window: time.Second}).Validate(); !errors.Is(err, ErrInvalidLimit) {
+		t.Errorf("a limit below MinLimit must be invalid, got %v", err)
 	}
 }

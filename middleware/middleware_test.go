@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -58,7 +59,8 @@ func TestAttachLearnsFromHeaders(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, srl.SourceHeaders, b.Source)
 	assert.Equal(t, 7.0, b.Limit.Limit)
-	assert.Equal(t, time.Hour, b.Limit.Window, "GitHub sends no window: an hour is inferred from the reset")
+	untilHour := time.Until(time.Now().Truncate(time.Hour).Add(time.Hour))
+	assert.Equal(t, middleware.InferWindow(untilHour), b.Limit.Window, "GitHub sends no window: it is inferred from the reset")
 	assert.Equal(t, 4.0, b.Remaining)
 	assert.InDelta(t, 3.0/7, b.Utilization(), 1e-9)
 }
@@ -367,4 +369,31 @@ func TestKeyOf(t *testing.T) {
 	}
 	_, err := middleware.KeyOf("not a url")
 	assert.True(t, errors.Is(err, middleware.ErrInvalidURL))
+}
+
+// A window inferred from the time to reset only shows its full length
+// right after a reset; the limiter keeps the longest one seen.
+func TestInferredWindowConverges(t *testing.T) {
+	var n atomic.Int64
+	resets := []time.Duration{10 * time.Minute, 59 * time.Minute, 58 * time.Minute}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := min(int(n.Add(1))-1, len(resets)-1)
+		now := time.Now()
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		w.Header().Set("X-RateLimit-Limit", "5000")
+		w.Header().Set("X-RateLimit-Remaining", "4000")
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(now.Add(resets[i]).Unix()))
+	}))
+	t.Cleanup(srv.Close)
+	c, l := newClient(t)
+	var windows []time.Duration
+	for range resets {
+		_, err := c.R().Get(srv.URL)
+		require.NoError(t, err)
+		st, err := l.Status(context.Background(), keyOf(t, srv.URL))
+		require.NoError(t, err)
+		b, _ := st.Binding()
+		windows = append(windows, b.Window)
+	}
+	assert.Equal(t, []time.Duration{15 * time.Minute, time.Hour, time.Hour}, windows)
 }

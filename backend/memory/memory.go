@@ -323,7 +323,9 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 			st.x.headers = append(st.x.headers, limitState{Limit: q.Limit, w: w})
 			ls = &st.x.headers[len(st.x.headers)-1]
 		}
+		window := max(ls.Window, q.Window) // a window is never shorter than a reset once announced
 		ls.Limit = q.Limit
+		ls.Window = window
 		g := 0.0
 		if ls.Dimension.OrRequests() == srl.DimRequests {
 			g = since
