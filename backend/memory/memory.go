@@ -492,10 +492,11 @@ func (b *Backend) Len() int {
 	return n
 }
 
-// EvictIdle removes the keys idle for longer than the idle TTL that are
-// neither blocked, nor holding future reservations, nor carrying override
-// limits (which only SetLimits or Clear remove), and returns how many it
-// removed. The janitor calls it periodically; tests call it directly.
+// EvictIdle removes the keys idle for longer than the idle TTL that can be
+// forgotten without changing a decision: not blocked, no reservation to
+// come, no override (only SetLimits or Clear remove those) and every window
+// over — a daily quota the server reported exhausted is kept until its day
+// ends. It returns how many it removed. The janitor calls it periodically; tests call it directly.
 func (b *Backend) EvictIdle() int {
 	if b.idleTTL <= 0 {
 		return 0
@@ -507,7 +508,7 @@ func (b *Backend) EvictIdle() int {
 		sh := &b.shards[i]
 		sh.mu.Lock()
 		for k, st := range sh.keys {
-			if st.lastUsed < cutoff && st.blocked <= now && st.lastSlot <= now && (st.x == nil || len(st.x.override) == 0) {
+			if st.lastUsed < cutoff && st.forgettable(now) {
 				delete(sh.keys, k)
 				n++
 			}
@@ -518,6 +519,20 @@ func (b *Backend) EvictIdle() int {
 		b.log.Debug("smartratelimit: evicted idle keys", "count", n)
 	}
 	return n
+}
+
+// forgettable reports whether forgetting st at instant now changes nothing:
+// a new key would start in the same state.
+func (st *keyState) forgettable(now int64) bool {
+	if st.blocked > now || st.lastSlot > now || (st.x != nil && len(st.x.override) > 0) {
+		return false
+	}
+	over := true
+	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		over = now >= w.Start+l.Span()
+		return over
+	})
+	return over
 }
 
 func (b *Backend) janitor() {

@@ -327,6 +327,7 @@ func TestEvictIdle(t *testing.T) {
 	const ttl = time.Minute // the janitor runs every 30s
 	b, fc := newFake(t, memory.WithIdleTTL(ttl))
 	lim := srl.PerHour(1)
+	short := srl.PerSecond(1) // its window is over a second after use
 	idle, blocked, reserved := "https://idle.example:443", "https://blocked-evict.example:443", "https://reserved.example:443"
 
 	// jump moves the fake clock to t0+to while the janitor sleeps and waits
@@ -340,8 +341,8 @@ func TestEvictIdle(t *testing.T) {
 	}
 
 	jump(10 * time.Second) // before the first tick (30s)
-	acquire(t, b, idle, 0, lim)
-	acquire(t, b, blocked, 0, lim)
+	acquire(t, b, idle, 0, short)
+	acquire(t, b, blocked, 0, short)
 	require.NoError(t, b.Observe(bg, blocked, srl.Update{BlockFor: 10 * time.Minute}))
 	acquire(t, b, reserved, 0, lim)
 	r := acquire(t, b, reserved, srl.Forever, lim)
@@ -367,18 +368,22 @@ func TestEvictIdle(t *testing.T) {
 	jump(10*time.Minute + 30*time.Second)
 	assert.Equal(t, []string{reserved}, keysOf(t, b), "the block is over and the key idle")
 
-	// The reservation at 1h0m13.61s keeps its key until it is in the past.
+	// The reservation at 1h0m13.61s keeps its key until it is in the past,
+	// and the window holding it (until 2h0m17.22s) until that is over too:
+	// forgetting it earlier would allow a second request in that hour.
 	jump(time.Hour)
 	assert.Equal(t, []string{reserved}, keysOf(t, b), "a key with a future reservation is kept")
 	jump(time.Hour + 30*time.Second)
+	assert.Equal(t, []string{reserved}, keysOf(t, b), "its window is not over")
+	jump(2*time.Hour + 30*time.Second)
 	assert.Empty(t, keysOf(t, b))
 
 	// A used key is not idle; idle for exactly the TTL is not longer than it.
-	acquire(t, b, idle, 0, lim)      // at 1h0m30s
-	jump(time.Hour + time.Minute)    // idle for 30s
-	jump(time.Hour + 90*time.Second) // idle for exactly 1m
+	acquire(t, b, idle, 0, short)      // at 2h0m30s
+	jump(2*time.Hour + time.Minute)    // idle for 30s
+	jump(2*time.Hour + 90*time.Second) // idle for exactly 1m
 	assert.Equal(t, []string{idle}, keysOf(t, b))
-	jump(time.Hour + 2*time.Minute) // idle for 90s
+	jump(2*time.Hour + 2*time.Minute) // idle for 90s
 	assert.Empty(t, keysOf(t, b))
 }
 
@@ -637,4 +642,24 @@ func TestEvictIdleKeepsOverrides(t *testing.T) {
 	keys, err := b.Keys(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"override"}, keys, "override limits are kept until SetLimits(nil) or Clear")
+}
+
+// An exhausted learned window outlives the idle TTL: evicting it would let
+// the next requests burst past the server's limit.
+func TestEvictIdleKeepsWindowsThatAreNotOver(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	b, err := memory.New(memory.WithClock(clk), memory.WithIdleTTL(10*time.Minute))
+	require.NoError(t, err)
+	defer b.Close()
+	ctx := context.Background()
+	hourly := srl.Limit{Name: "core", Limit: 100, Window: time.Hour}
+	require.NoError(t, b.Observe(ctx, "exhausted", srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: hourly, Remaining: 0, HasRemaining: true, ResetIn: 50 * time.Minute, HasReset: true}}}))
+	clk.Advance(11 * time.Minute)
+	assert.Zero(t, b.EvictIdle(), "the window ends in 39 minutes")
+	r, err := b.Acquire(ctx, srl.AcquireRequest{Key: "exhausted"})
+	require.NoError(t, err)
+	assert.False(t, r.OK, "still exhausted")
+	clk.Advance(50 * time.Minute)
+	assert.Equal(t, 1, b.EvictIdle(), "idle and every window over")
 }
