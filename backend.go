@@ -39,6 +39,16 @@ type Backend interface {
 	Close() error
 }
 
+// Canceler is implemented by backends that can take back a reservation
+// that will not be used (its caller's context ended while it waited, or a
+// block made it take a later slot), so a cancelled waiter does not keep
+// its slot. costs are the request's costs, as given to Acquire. Taking
+// back is best effort: a slot in a window that is no longer the latest one
+// stays spent, which is safe.
+type Canceler interface {
+	Cancel(ctx context.Context, key string, r Reservation, costs []Cost) error
+}
+
 // Forever is a MaxWait with no bound.
 const Forever = time.Duration(1<<63 - 1)
 
@@ -97,6 +107,8 @@ type Reservation struct {
 	// Blocked reports that the wait comes from a block set by a 429 or
 	// Retry-After.
 	Blocked bool
+	// At is the slot on the backend's own time line, for Cancel.
+	At int64
 }
 
 // Source tells where a key's limits come from.

@@ -106,6 +106,27 @@ func (w *Window) Take(limit float64, window, now, at int64, cost float64) {
 	w.carry(limit, window)
 }
 
+// Untake gives back cost units of the latest grant (the inverse of its
+// Take): when that empties a future window, the window before it — full,
+// as every window before the latest one — becomes the latest again.
+func (w *Window) Untake(limit float64, window, now int64, cost float64) {
+	w.Used -= cost
+	for w.Used < eps && w.Start-window > now && limit > 0 {
+		w.Start -= window
+		w.Used += limit
+	}
+	w.Used = max(w.Used, 0)
+}
+
+// LastSlot returns the paced slot of the latest unit held by a future
+// window, or 0 when the latest window is not in the future.
+func (w Window) LastSlot(limit float64, window, now int64) int64 {
+	if w.Start <= now || w.Used < eps || !(limit > 0) {
+		return 0
+	}
+	return w.Start + int64((w.Used-1)/limit*float64(window))
+}
+
 // advance moves w to the window holding instant t when w's window is over.
 func (w *Window) advance(window, t int64) {
 	if t >= w.Start+window {
@@ -198,8 +219,10 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		case end >= latestEnd-tol:
 			// The same window.
 			w.lower(used)
-		case end <= w.Start+tol:
-			// About a window before the latest local one: stale.
+		case sentAt <= 0 && end <= w.Start+tol:
+			// Without the send time, a window ending about when the local
+			// one began is taken for the one before: stale. (With it, the
+			// request went out in the current window, checked above.)
 			return
 		default:
 			// The server's current window ends inside the local current

@@ -22,7 +22,7 @@ var ErrInvalidURL = errors.New("smartratelimit: invalid request URL")
 // the same join. User info and query are dropped here and never kept.
 func resolve(c *resty.Client, r *resty.Request) (URL, error) {
 	raw := r.URL
-	if !strings.Contains(raw, "://") {
+	if !isAbs(raw) {
 		base := c.BaseURL
 		if base == "" {
 			base = c.HostURL
@@ -40,6 +40,17 @@ func resolve(c *resty.Client, r *resty.Request) (URL, error) {
 		return URL{}, fmt.Errorf("%w: %q", ErrInvalidURL, redact(raw))
 	}
 	return fromURL(u)
+}
+
+// isAbs reports whether raw starts with a scheme: "://" before any '/',
+// '?' or '#', so "/login?next=https://x" is relative.
+func isAbs(raw string) bool {
+	i := strings.Index(raw, "://")
+	if i <= 0 {
+		return false
+	}
+	j := strings.IndexAny(raw, "/?#")
+	return j < 0 || i < j
 }
 
 // KeyOf returns the default key of a URL string (scheme://host:port):

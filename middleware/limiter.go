@@ -110,6 +110,7 @@ func (l *Limiter) Attach(c *resty.Client) *resty.Client {
 	c.OnBeforeRequest(l.beforeRequest)
 	c.OnAfterResponse(l.afterResponse)
 	c.OnError(l.onError)
+	c.OnSuccess(l.onSuccess)
 	return c
 }
 
@@ -166,7 +167,7 @@ const maxCachedKeys = 10_000
 // scopes need it.
 func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, error) {
 	raw := r.URL
-	if !strings.Contains(raw, "://") {
+	if !isAbs(raw) {
 		raw = c.BaseURL
 		if raw == "" {
 			raw = c.HostURL
@@ -220,6 +221,15 @@ func authority(raw string) (string, bool) {
 	return raw[:end], true
 }
 
+// inScope reports whether path is prefix or below it: "/search" covers
+// "/search" and "/search/code", not "/searchable".
+func inScope(path, prefix string) bool {
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
 // keyFor computes the bucket key of a request.
 func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error) {
 	key, u, err := l.hostKey(c, r)
@@ -227,7 +237,7 @@ func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error)
 		return "", u, err
 	}
 	for _, s := range l.cfg.scopes {
-		if s.host == u.hostPort() && strings.HasPrefix(u.Path, s.prefix) {
+		if s.host == u.hostPort() && inScope(u.Path, s.prefix) {
 			key += s.prefix
 			break
 		}
@@ -325,6 +335,7 @@ func (l *Limiter) awaitFirstContact(ctx context.Context, key string) (bool, erro
 	select {
 	case <-g:
 	case <-t.C():
+		l.learned(key) // no first response in time: stop holding anyone back
 	case <-ctx.Done():
 		return false, l.refuse(&srl.LimitError{Key: key, Reason: srl.ReasonCanceled, Err: ctx.Err()})
 	case <-l.closing:
@@ -387,24 +398,24 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost) (uint6
 	var waited time.Duration
 	for attempt := 0; ; attempt++ {
 		maxWait := l.cfg.maxWait
-		reason := srl.ReasonMaxWait
 		if l.cfg.failFast {
 			maxWait = 0
 		}
+		maxWait -= min(waited, maxWait) // the configured bound covers the whole wait
+		reason := srl.ReasonMaxWait
 		if dl, ok := ctx.Deadline(); ok {
-			if left := dl.Sub(l.cfg.clock.Now()); left < maxWait {
+			if left := time.Until(dl); left < maxWait {
 				maxWait, reason = max(left, 0), srl.ReasonDeadline
 			}
 		}
-		maxWait -= min(waited, maxWait)
 		res, err := l.backend.Acquire(ctx, srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait})
 		if err != nil {
-			if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) || errors.Is(err, srl.ErrBackendUnavailable) {
+			if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) ||
+				errors.Is(err, srl.ErrBackendUnavailable) || errors.Is(err, srl.ErrInvalidLimit) {
 				return 0, err
 			}
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return 0, l.refuse(&srl.LimitError{Key: key, Reason: srl.ReasonCanceled, Err: ctxErr})
-			}
+			// Anything else (including a context that ended during the
+			// backend call) is a backend failure, never "rate limited".
 			return 0, fmt.Errorf("%w: %w", srl.ErrBackendUnavailable, err)
 		}
 		if !res.OK {
@@ -412,17 +423,37 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost) (uint6
 		}
 		if res.Wait > 0 {
 			if err := l.sleep(ctx, key, res.Wait); err != nil {
+				l.cancel(key, res, costs)
+				if errors.Is(err, srl.ErrClosed) {
+					return 0, srl.ErrClosed
+				}
 				return 0, l.refuse(&srl.LimitError{Key: key, Wait: res.Wait, Limit: res.Limit, Blocked: res.Blocked, Reason: srl.ReasonCanceled, Err: err})
 			}
 			waited += res.Wait
 		}
 		if attempt < 8 && l.blockedAfter(key) {
+			l.cancel(key, res, costs) // its slot fell inside the block: take a new one after it
 			continue
 		}
 		if waited > 0 && l.cfg.hooks.OnWait != nil {
 			l.cfg.hooks.OnWait(key, waited)
 		}
 		return res.Seq, nil
+	}
+}
+
+// cancel gives back a reservation that will not be used, when the
+// backend can take it back ([srl.Canceler]); otherwise its slot stays
+// spent, which is safe.
+func (l *Limiter) cancel(key string, res srl.Reservation, costs []srl.Cost) {
+	c, ok := l.backend.(srl.Canceler)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.observeTimeout)
+	defer cancel()
+	if err := c.Cancel(ctx, key, res, costs); err != nil {
+		l.cfg.logger.Debug("smartratelimit: could not give back a reservation", "key", key, "error", err)
 	}
 }
 
@@ -488,6 +519,15 @@ func (l *Limiter) onError(r *resty.Request, _ error) {
 	if t, ok := r.Context().Value(ticketKey{}).(*ticket); ok && t.probe {
 		t.probe = false
 		l.learned(t.key)
+	}
+}
+
+// onSuccess opens a key's first-contact gate when the probe's response was
+// not seen by the limiter (its transport replaced after Attach, and
+// OnAfterResponse skipped).
+func (l *Limiter) onSuccess(_ *resty.Client, resp *resty.Response) {
+	if resp != nil && resp.Request != nil {
+		l.onError(resp.Request, nil)
 	}
 }
 
@@ -562,7 +602,7 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 	octx := context.WithoutCancel(ctx)
 	if !l.inProcess {
 		var cancel context.CancelFunc
-		octx, cancel = context.WithTimeout(octx, l.cfg.observeTimout)
+		octx, cancel = context.WithTimeout(octx, l.cfg.observeTimeout)
 		defer cancel()
 	}
 	if err := l.backend.Observe(octx, t.key, u); err != nil {

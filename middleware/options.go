@@ -3,7 +3,6 @@ package middleware
 import (
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -19,23 +18,23 @@ import (
 type Option func(*config) error
 
 type config struct {
-	backend       srl.Backend
-	storage       string
-	defaults      []srl.Limit
-	hostLimits    map[string][]srl.Limit
-	mapping       *headerparse.Mapping
-	hostMappings  map[string]*headerparse.Mapping
-	failFast      bool
-	maxWait       time.Duration
-	keyFunc       KeyFunc
-	scopes        []scope
-	partition     func(c *resty.Client, r *resty.Request) string
-	costFunc      CostFunc
-	clock         clock.Clock
-	logger        *slog.Logger
-	hooks         Hooks
-	defaultBlock  time.Duration
-	observeTimout time.Duration
+	backend        srl.Backend
+	storage        string
+	defaults       []srl.Limit
+	hostLimits     map[string][]srl.Limit
+	mapping        *headerparse.Mapping
+	hostMappings   map[string]*headerparse.Mapping
+	failFast       bool
+	maxWait        time.Duration
+	keyFunc        KeyFunc
+	scopes         []scope
+	partition      func(c *resty.Client, r *resty.Request) string
+	costFunc       CostFunc
+	clock          clock.Clock
+	logger         *slog.Logger
+	hooks          Hooks
+	defaultBlock   time.Duration
+	observeTimeout time.Duration
 }
 
 type scope struct{ host, prefix string }
@@ -59,11 +58,11 @@ func defaultConfig() config {
 			srl.PerMinute(DefaultPerMinute),
 			srl.PerHour(DefaultPerHour),
 		},
-		maxWait:       srl.Forever,
-		clock:         clock.Real,
-		logger:        slog.New(slog.DiscardHandler),
-		defaultBlock:  DefaultBlock,
-		observeTimout: 5 * time.Second,
+		maxWait:        srl.Forever,
+		clock:          clock.Real,
+		logger:         slog.New(slog.DiscardHandler),
+		defaultBlock:   DefaultBlock,
+		observeTimeout: 5 * time.Second,
 	}
 }
 
@@ -374,7 +373,7 @@ type Hooks struct {
 	OnLearn func(key string, quotas []srl.QuotaUpdate)
 }
 
-// canonicalHost lower-cases h and strips the port when it is the scheme's default.
+// defaultPort returns the port a scheme uses when the URL names none.
 func defaultPort(scheme string) string {
 	switch scheme {
 	case "http", "ws":
@@ -384,5 +383,3 @@ func defaultPort(scheme string) string {
 	}
 	return ""
 }
-
-var _ = http.StatusTooManyRequests

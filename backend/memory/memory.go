@@ -269,7 +269,41 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	st.lastSlot = at
 	res.OK = true
 	res.Seq = st.seq
+	res.At = at
 	return res, nil
+}
+
+var _ srl.Canceler = (*Backend)(nil)
+
+// Cancel implements [srl.Canceler]. A reservation is taken back only while
+// it is the key's latest grant (no grant since): its units leave the
+// windows and the FIFO position goes back to the slot before it, so the
+// next caller gets the slot it had. Waiters that give up newest first are
+// all taken back; an older reservation stays spent, which is safe.
+func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, costs []srl.Cost) error {
+	if b.closed.Load() {
+		return srl.ErrClosed
+	}
+	if !r.OK || r.At == 0 {
+		return nil
+	}
+	sh := b.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.keys[key]
+	if st == nil || st.seq != r.Seq || st.lastSlot != r.At {
+		return nil
+	}
+	now := b.now()
+	last := int64(0)
+	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		w.Untake(l.Limit, l.Span(), now, srl.CostOf(l, costs))
+		last = max(last, w.LastSlot(l.Limit, l.Span(), now))
+		return true
+	})
+	st.seq--
+	st.lastSlot = min(st.lastSlot, max(last, now))
+	return nil
 }
 
 // Observe implements [srl.Backend].
@@ -355,14 +389,20 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 // inherit returns the window a newly learned limit starts with. While the
 // defaults are in force, a learned limit with the window length and
 // dimension of a default takes over that default's window, so the slots
-// already reserved under the defaults stay counted; otherwise it starts on
-// the server's window. defaultsActive is whether the defaults were in
+// already reserved under the defaults stay counted (a current window moves
+// to end with the server's); otherwise it starts on the server's window. defaultsActive is whether the defaults were in
 // force when the update began.
 func (st *keyState) inherit(q *srl.QuotaUpdate, now int64, defaultsActive bool) srl.Window {
 	if defaultsActive && st.defs != nil {
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
-				return st.def[i]
+				w := st.def[i]
+				if q.HasReset && w.Start <= now {
+					// The current window keeps its count but ends when the
+					// server's does.
+					w.Start = now + int64(q.ResetIn) - q.Span()
+				}
+				return w
 			}
 		}
 	}
