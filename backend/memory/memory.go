@@ -112,9 +112,10 @@ func WithIdleTTL(d time.Duration) Option {
 // WithLogger sets the logger for evictions (default: discard).
 func WithLogger(l *slog.Logger) Option {
 	return func(b *Backend) error {
-		if l != nil {
-			b.log = l
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", srl.ErrInvalidLimit)
 		}
+		b.log = l
 		return nil
 	}
 }
@@ -190,8 +191,9 @@ func (st *keyState) active(f func(l *srl.Limit, w *srl.Window, src srl.Source) b
 	}
 }
 
-// syncDefaults points st at the interned copy of defaults, restarting the
-// default windows when the defaults changed.
+// syncDefaults points st at the interned copy of defaults; when they
+// changed, windows of defaults with the same name and dimension carry over
+// and new ones start now.
 func (b *Backend) syncDefaults(st *keyState, defaults []srl.Limit, now int64) {
 	if st.defs != nil && slices.Equal(st.defs.limits, defaults) {
 		return
@@ -201,11 +203,21 @@ func (b *Backend) syncDefaults(st *keyState, defaults []srl.Limit, now int64) {
 		ds = &defaultSet{limits: slices.Clone(defaults)}
 		b.lastDefs.Store(ds)
 	}
-	st.defs = ds
-	st.def = make([]srl.Window, len(defaults))
-	for i := range st.def {
-		st.def[i].Start = now
+	// Keep the window of every default that keeps its name and dimension,
+	// so limiters with different defaults sharing a backend still limit.
+	def := make([]srl.Window, len(defaults))
+	for i, d := range defaults {
+		def[i].Start = now
+		if st.defs != nil {
+			for j, old := range st.defs.limits {
+				if old.Same(d) {
+					def[i] = st.def[j]
+					break
+				}
+			}
+		}
 	}
+	st.defs, st.def = ds, def
 }
 
 // Acquire implements [srl.Backend].

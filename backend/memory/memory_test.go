@@ -196,17 +196,20 @@ func TestDefaultsAllEnforced(t *testing.T) {
 
 }
 
-func TestChangedDefaultsRestartTheWindows(t *testing.T) {
+func TestChangedDefaultsKeepSameNamedWindows(t *testing.T) {
 	b, _ := newFake(t)
 	const key = "https://defaults-change.example:443"
 	assert.True(t, acquire(t, b, key, 0, srl.PerMinute(1)).OK)
 	assert.False(t, acquire(t, b, key, 0, srl.PerMinute(1)).OK)
-	// Other defaults are other limits: their windows start now.
+	// A default with the same name ("1m0s") keeps its window and count:
+	// one of two used.
 	assert.True(t, acquire(t, b, key, 0, srl.PerMinute(2)).OK)
 	st := status(t, b, key)
 	require.Len(t, st.Limits, 1)
 	assert.Equal(t, 2.0, st.Limits[0].Limit.Limit)
-	assert.Equal(t, 1.0, st.Limits[0].Remaining)
+	assert.Equal(t, 0.0, st.Limits[0].Remaining)
+	// A default with another name is another limit: its window starts now.
+	assert.True(t, acquire(t, b, key, 0, srl.Every(1, 30*time.Second)).OK)
 }
 
 func TestInvalidDefaults(t *testing.T) {
@@ -462,9 +465,8 @@ func TestOptionErrors(t *testing.T) {
 			assert.Nil(t, b)
 		})
 	}
-	b, err := memory.New(memory.WithLogger(nil), memory.WithIdleTTL(0))
-	require.NoError(t, err, "a nil logger keeps the default")
-	require.NoError(t, b.Close())
+	_, err := memory.New(memory.WithLogger(nil))
+	assert.ErrorIs(t, err, srl.ErrInvalidLimit, "a nil logger is an error, like every other nil option")
 }
 
 // grantsAt acquires n times with no bound on the wait and returns the
@@ -662,4 +664,28 @@ func TestEvictIdleKeepsWindowsThatAreNotOver(t *testing.T) {
 	assert.False(t, r.OK, "still exhausted")
 	clk.Advance(50 * time.Minute)
 	assert.Equal(t, 1, b.EvictIdle(), "idle and every window over")
+}
+
+// Two limiters with different defaults on one backend keep limiting: the
+// windows of same-named defaults carry over when the defaults change.
+func TestChangingDefaultsKeepsSameNamedWindows(t *testing.T) {
+	b, err := memory.New()
+	require.NoError(t, err)
+	defer b.Close()
+	a, c := []srl.Limit{srl.Every(2, time.Hour)}, []srl.Limit{srl.Every(3, time.Hour)}
+	granted := 0
+	for i := range 10 {
+		d := a
+		if i%2 == 1 {
+			d = c
+		}
+		r, err := b.Acquire(context.Background(), srl.AcquireRequest{Key: "k", Defaults: d})
+		require.NoError(t, err)
+		if r.OK {
+			granted++
+		}
+	}
+	assert.Equal(t, 3, granted, "at most the larger default per hour")
+	_, err = memory.New(memory.WithLogger(nil))
+	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
 }
