@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -116,9 +117,15 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
+// defaultPartitionSecret keys the partition hash when WithPartitionSecret
+// is not given.
+var defaultPartitionSecret = []byte("smartratelimit-partition")
+
 // hashPartition turns a partition value (possibly a secret) into a short,
-// stable, non-reversible tag.
-func hashPartition(v string) string {
-	sum := sha256.Sum256([]byte("smartratelimit-partition\x00" + v))
-	return hex.EncodeToString(sum[:8])
+// stable tag: an HMAC-SHA256 under secret, so that someone who can read
+// the shared table cannot test guesses of a credential without the secret.
+func hashPartition(secret []byte, v string) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(v))
+	return hex.EncodeToString(m.Sum(nil)[:12])
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	srl "github.com/smartratelimit/smartratelimit"
-	"github.com/smartratelimit/smartratelimit/backend"
 	"github.com/smartratelimit/smartratelimit/backend/memory"
 	"github.com/smartratelimit/smartratelimit/headerparse"
 )
@@ -78,13 +77,6 @@ func New(opts ...Option) (*Limiter, error) {
 		}
 	}
 	l.backend = cfg.backend
-	if l.backend == nil && cfg.storage != "" {
-		b, err := backend.Open(context.Background(), cfg.storage)
-		if err != nil {
-			return nil, err
-		}
-		l.backend, l.ownBackend = b, true
-	}
 	if l.backend == nil {
 		b, err := memory.New(memory.WithClock(cfg.clock), memory.WithLogger(cfg.logger))
 		if err != nil {
@@ -244,7 +236,7 @@ func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error)
 	}
 	if l.cfg.partition != nil {
 		if p := l.cfg.partition(c, r); p != "" {
-			key += "#" + hashPartition(p)
+			key += "#" + hashPartition(l.cfg.partitionSecret, p)
 		}
 	}
 	return key, u, nil

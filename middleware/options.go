@@ -18,23 +18,23 @@ import (
 type Option func(*config) error
 
 type config struct {
-	backend        srl.Backend
-	storage        string
-	defaults       []srl.Limit
-	hostLimits     map[string][]srl.Limit
-	mapping        *headerparse.Mapping
-	hostMappings   map[string]*headerparse.Mapping
-	failFast       bool
-	maxWait        time.Duration
-	keyFunc        KeyFunc
-	scopes         []scope
-	partition      func(c *resty.Client, r *resty.Request) string
-	costFunc       CostFunc
-	clock          clock.Clock
-	logger         *slog.Logger
-	hooks          Hooks
-	defaultBlock   time.Duration
-	observeTimeout time.Duration
+	backend         srl.Backend
+	partitionSecret []byte
+	defaults        []srl.Limit
+	hostLimits      map[string][]srl.Limit
+	mapping         *headerparse.Mapping
+	hostMappings    map[string]*headerparse.Mapping
+	failFast        bool
+	maxWait         time.Duration
+	keyFunc         KeyFunc
+	scopes          []scope
+	partition       func(c *resty.Client, r *resty.Request) string
+	costFunc        CostFunc
+	clock           clock.Clock
+	logger          *slog.Logger
+	hooks           Hooks
+	defaultBlock    time.Duration
+	observeTimeout  time.Duration
 }
 
 type scope struct{ host, prefix string }
@@ -71,29 +71,15 @@ func invalid(format string, args ...any) error {
 }
 
 // WithBackend sets where bucket state lives (default: a new in-memory
-// backend owned by the limiter). The limiter does not close a backend given
-// here; close it after the limiter.
+// backend owned by the limiter). Open one by URL ("memory",
+// "postgres://…") with backend.Open. The limiter does not close a backend
+// given here; close it after the limiter.
 func WithBackend(b srl.Backend) Option {
 	return func(c *config) error {
 		if b == nil {
 			return invalid("nil backend")
 		}
 		c.backend = b
-		return nil
-	}
-}
-
-// WithStorage names where bucket state lives by URL, as the Python
-// library's storage argument: "memory" (the default) or a PostgreSQL URL
-// ("postgres://user@host:5432/db", shared by every process using it; see
-// package backend for its parameters). The limiter opens the backend in New
-// and closes it in Close.
-func WithStorage(url string) Option {
-	return func(c *config) error {
-		if url == "" {
-			return invalid("empty storage URL")
-		}
-		c.storage = url
 		return nil
 	}
 }
@@ -294,6 +280,20 @@ func credentials(c *resty.Client, r *resty.Request) string {
 		return "basic " + c.UserInfo.Username + ":" + c.UserInfo.Password
 	}
 	return ""
+}
+
+// WithPartitionSecret keys the hash that turns partition values
+// (credentials) into bucket keys. Give every process sharing a PostgreSQL
+// table the same secret; without one a built-in key is used, and anyone
+// able to read the table could test guesses of weak credentials.
+func WithPartitionSecret(secret []byte) Option {
+	return func(c *config) error {
+		if len(secret) < 16 {
+			return invalid("partition secret must be at least 16 bytes")
+		}
+		c.partitionSecret = append([]byte(nil), secret...)
+		return nil
+	}
 }
 
 // CostFunc returns what a request consumes, for example the tokens of an

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartratelimit/smartratelimit/backend"
 	"github.com/smartratelimit/smartratelimit/internal/pgtest"
 	"github.com/smartratelimit/smartratelimit/internal/testapi"
 	"github.com/smartratelimit/smartratelimit/middleware"
@@ -20,10 +21,13 @@ func TestPostgresStoresNoSecrets(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	schema := pgtest.Schema(t, dsn)
 	srv := newServer(t, testapi.Config{Limit: 100, Window: time.Hour, Style: testapi.StyleIETF})
-	c, l := newClient(t, middleware.WithStorage(dsn+"&smartratelimit_schema="+schema), middleware.WithPartitionByAuthorization())
+	b, err := backend.Open(context.Background(), dsn+"&smartratelimit_schema="+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	c, l := newClient(t, middleware.WithBackend(b), middleware.WithPartitionByAuthorization())
 	secrets := []string{"hunter2", "sk-live-TOKEN", "qs-secret", "alice", "Bearer"}
 	withUser := strings.Replace(srv.URL, "http://", "http://alice:hunter2@", 1)
-	_, err := c.R().SetAuthToken("sk-live-TOKEN").Get(withUser + "/v1/items?api_key=qs-secret")
+	_, err = c.R().SetAuthToken("sk-live-TOKEN").Get(withUser + "/v1/items?api_key=qs-secret")
 	require.NoError(t, err)
 	_, err = c.R().SetHeader("Authorization", "Bearer sk-live-TOKEN").Get(srv.URL + "/v1/other?token=qs-secret")
 	require.NoError(t, err)

@@ -46,7 +46,12 @@ func (l *Limiter) RetryAfter(_ *resty.Client, r *resty.Response) (time.Duration,
 		maxWait = 0
 	}
 	if wait > maxWait {
-		key, _ := KeyOf(r.Request.URL)
+		key := ""
+		if t, ok := r.Request.Context().Value(ticketKey{}).(*ticket); ok {
+			key = t.key // scope, partition and key function included
+		} else {
+			key, _ = KeyOf(r.Request.URL)
+		}
 		return 0, l.refuse(&srl.LimitError{Key: key, Wait: wait, Blocked: true, Reason: srl.ReasonMaxWait})
 	}
 	return wait, nil

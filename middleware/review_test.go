@@ -166,3 +166,22 @@ func TestClearAllForgetsEverything(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, keys)
 }
+
+func TestPartitionSecretKeysTheHash(t *testing.T) {
+	srv := newServer(t, testapi.Config{Limit: 100, Window: time.Hour})
+	keyWith := func(opts ...middleware.Option) string {
+		c, l := newClient(t, append(opts, middleware.WithPartitionByAuthorization())...)
+		_, err := c.R().SetAuthToken("same-token").Get(srv.URL)
+		require.NoError(t, err)
+		keys, err := l.Keys(context.Background())
+		require.NoError(t, err)
+		require.Len(t, keys, 1)
+		return keys[0]
+	}
+	a := keyWith(middleware.WithPartitionSecret([]byte("0123456789abcdef-one")))
+	b := keyWith(middleware.WithPartitionSecret([]byte("0123456789abcdef-two")))
+	assert.NotEqual(t, a, b, "the secret keys the hash")
+	assert.Equal(t, a, keyWith(middleware.WithPartitionSecret([]byte("0123456789abcdef-one"))), "stable across limiters")
+	_, err := middleware.New(middleware.WithPartitionSecret([]byte("short")))
+	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
+}

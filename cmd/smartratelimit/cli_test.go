@@ -126,3 +126,21 @@ func TestStatusListClearOnPostgres(t *testing.T) {
 	assert.Contains(t, errOut, "127.0.0.1:1")
 	assert.NotContains(t, errOut, "secretpw")
 }
+
+// The CLI never reports on or clears a local stand-in for an unreachable
+// database: it fails.
+func TestCLIFailsClosedOnUnreachableStorage(t *testing.T) {
+	storage := "postgres://u:secretpw@127.0.0.1:1/x?connect_timeout=1"
+	for _, args := range [][]string{
+		{"clear", "--all", "--storage", storage},
+		{"status", "--storage", storage, "--json"},
+		{"list", "--storage", storage},
+		{"demo", "--requests", "1", "--storage", storage},
+	} {
+		code, out, errOut := runCLI(args...)
+		assert.Equal(t, 1, code, "%v: %s", args[0], out)
+		assert.Contains(t, errOut, "127.0.0.1:1", args[0])
+		assert.NotContains(t, errOut, "secretpw", args[0])
+		assert.NotContains(t, out, "cleared")
+	}
+}

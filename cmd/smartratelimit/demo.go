@@ -25,6 +25,9 @@ func init() {
 	commands["demo"] = command{runDemo, "drive a local rate-limited API through a limited resty client and report what happened"}
 }
 
+// storageEnv carries the storage URL to worker processes.
+const storageEnv = "SMARTRATELIMIT_DEMO_STORAGE"
+
 // demoResult is the demo's JSON output. Keep its shape stable: tooling relies on it.
 type demoResult struct {
 	Requests          int64   `json:"requests"`
@@ -99,6 +102,13 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, int) {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "smartratelimit demo: unexpected argument %q\n", fs.Arg(0))
 		return f, 2
+	}
+	if name, ok := strings.CutPrefix(f.storage, "env:"); ok {
+		f.storage = os.Getenv(name)
+		if f.storage == "" {
+			fmt.Fprintf(stderr, "smartratelimit demo: --storage env:%s but %s is empty\n", name, name)
+			return f, 2
+		}
 	}
 	var err error
 	if f.limit, err = parseRate(limit); err != nil {
@@ -180,11 +190,14 @@ func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Se
 		if i < f.requests%f.procs {
 			share++
 		}
-		args := []string{"demo", "--target", target, "--storage", f.storage, "--json",
+		// The storage URL (it may hold a password) goes through the
+		// environment, not the command line other users can read.
+		args := []string{"demo", "--target", target, "--storage", "env:" + storageEnv, "--json",
 			"--requests", strconv.Itoa(share), "--concurrency", strconv.Itoa(f.concurrency),
 			"--limit", fmt.Sprintf("%g/%v", f.limit.Limit, f.limit.Window), "--headers", string(f.style)}
 		go func() {
 			cmd := exec.CommandContext(ctx, exe, args...)
+			cmd.Env = append(os.Environ(), storageEnv+"="+f.storage)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

@@ -13,6 +13,7 @@ import (
 
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/backend"
+	"github.com/smartratelimit/smartratelimit/backend/postgres"
 	"github.com/smartratelimit/smartratelimit/middleware"
 )
 
@@ -28,11 +29,18 @@ func storageOptions(ctx context.Context, storage string) ([]middleware.Option, f
 	if storage == "" || strings.EqualFold(storage, "memory") {
 		return nil, func() {}, nil
 	}
-	b, err := backend.Open(ctx, storage)
+	b, err := openStorage(ctx, storage)
 	if err != nil {
 		return nil, nil, err
 	}
 	return []middleware.Option{middleware.WithBackend(b)}, func() { b.Close() }, nil
+}
+
+// openStorage opens a --storage URL failing closed: a command must not
+// report on, clear or demonstrate an empty local stand-in for an
+// unreachable database.
+func openStorage(ctx context.Context, storage string) (srl.Backend, error) {
+	return backend.Open(ctx, storage, postgres.WithFailClosed())
 }
 
 type storageFlags struct {
@@ -72,7 +80,7 @@ func (f *storageFlags) parse(args []string, stderr io.Writer) (srl.Backend, []st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	b, err := backend.Open(ctx, f.storage)
+	b, err := openStorage(ctx, f.storage)
 	if err != nil {
 		fmt.Fprintf(stderr, "smartratelimit %s: %v\n", f.fs.Name(), err)
 		return nil, nil, 1
