@@ -161,6 +161,16 @@ func (b *Backend) toTime(ns int64) time.Time {
 	return b.base.Add(time.Duration(ns - 1))
 }
 
+// entry returns key's state, creating it; the caller holds sh.mu.
+func (sh *shard) entry(key string) *keyState {
+	st := sh.keys[key]
+	if st == nil {
+		st = &keyState{}
+		sh.keys[key] = st
+	}
+	return st
+}
+
 func (b *Backend) shard(key string) *shard {
 	return &b.shards[maphash.String(b.seed, key)%shardCount]
 }
@@ -237,11 +247,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
-	st := sh.keys[req.Key]
-	if st == nil {
-		st = &keyState{}
-		sh.keys[req.Key] = st
-	}
+	st := sh.entry(req.Key)
 	b.syncDefaults(st, req.Defaults, now)
 	st.lastUsed = now
 
@@ -330,11 +336,7 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
-	st := sh.keys[key]
-	if st == nil {
-		st = &keyState{}
-		sh.keys[key] = st
-	}
+	st := sh.entry(key)
 	st.lastUsed = now
 	var since float64
 	if u.SentSeq > 0 && u.SentSeq <= st.seq {
@@ -488,11 +490,8 @@ func (b *Backend) SetLimits(ctx context.Context, key string, limits []srl.Limit)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
-	st := sh.keys[key]
-	if st == nil {
-		st = &keyState{lastUsed: now}
-		sh.keys[key] = st
-	}
+	st := sh.entry(key)
+	st.lastUsed = now
 	if st.x == nil {
 		st.x = &learned{}
 	}
