@@ -30,8 +30,9 @@
 // limit. Observe is one call too. Serialization failures and deadlocks are
 // retried, and so is a call on a connection that was lost (a server
 // restart, pg_terminate_backend). Idle rows (unused for [WithIdleTTL], not
-// blocked, holding no reservation and no override) are deleted by one
-// process at a time, elected with pg_try_advisory_xact_lock.
+// blocked, holding no reservation and no override, every window over) are
+// deleted by one process at a time, elected with pg_try_advisory_xact_lock.
+// [Backend.Cancel] takes back a caller's latest reservation in one call too.
 //
 // # Durability
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -38,7 +39,10 @@ func setNow(t *testing.T, b *Backend, ns int64) {
 // lagging future windows (several limits and blocks push requests later),
 // blocks while reservations are outstanding, reports with SentAgo, and
 // the handover from defaults to learned limits of the same window (keys
-// are cleared now and then so that it happens again).
+// are cleared now and then so that it happens again), and cancelled
+// reservations (mostly the key's latest grant, which is taken back, and
+// now and then an older one, which is not). Windows reported shorter than
+// the real one (inferred from a reset) must not shorten a learned limit.
 func TestSameArithmeticAsMemory(t *testing.T) {
 	b, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
 	fake := clock.NewFake(time.Unix(1_700_000_000, 0))
@@ -65,10 +69,30 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 	}
 	seqs := map[string][]uint64{}
 	sent := map[string][]int64{} // send instants of the granted requests
+	// grants are the granted reservations of each key (memory's and
+	// PostgreSQL's) with their costs, for Cancel.
+	type grant struct {
+		mem, pg srl.Reservation
+		costs   []srl.Cost
+	}
+	grants := map[string][]grant{}
+	cancels := 0
 	for step := range 4000 {
 		key := keys[rng.IntN(len(keys))]
 		var what string
 		switch op := rng.IntN(10); {
+		case op < 6 && rng.IntN(6) == 0 && len(grants[key]) > 0:
+			gs := grants[key]
+			i := len(gs) - 1
+			if rng.IntN(4) == 0 {
+				i = rng.IntN(len(gs))
+			}
+			g := gs[i]
+			grants[key] = slices.Delete(gs, i, i+1)
+			what = fmt.Sprintf("cancel %s %+v", key, g.mem)
+			require.NoError(t, m.Cancel(ctx, key, g.mem, g.costs), what)
+			require.NoError(t, b.Cancel(ctx, key, g.pg, g.costs), what)
+			cancels++
 		case op < 6:
 			r := srl.AcquireRequest{Key: key, Defaults: defaults[key]}
 			switch rng.IntN(3) {
@@ -89,15 +113,18 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 			if want.OK {
 				seqs[key] = append(seqs[key], want.Seq)
 				sent[key] = append(sent[key], now+int64(want.Wait))
-			} else {
-				got.Seq = 0 // memory leaves Seq zero when nothing was granted
+				grants[key] = append(grants[key], grant{mem: want, pg: got, costs: r.Costs})
+				// The same slot on each time line: memory's starts at 1
+				// when the test begins, the database's at base.
+				require.Equal(t, want.At-1+base, got.At, "step %d %s: slot", step, what)
+				got.At = want.At
 			}
 			require.Equal(t, want, got, "step %d %s", step, what)
 		case op < 9 && rng.IntN(40) == 0:
 			what = "clear " + key
 			require.NoError(t, b.Clear(ctx, key))
 			require.NoError(t, m.Clear(ctx, key))
-			seqs[key], sent[key] = nil, nil
+			seqs[key], sent[key], grants[key] = nil, nil, nil
 		case op < 9:
 			var u srl.Update
 			for _, l := range server {
@@ -105,11 +132,21 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 					continue
 				}
 				q := srl.QuotaUpdate{Limit: l}
+				if rng.IntN(4) == 0 {
+					// A window inferred from the time to reset: shorter than
+					// the real one, which the learned limit keeps.
+					q.Window -= time.Duration(rng.Int64N(int64(l.Window) / 2))
+				}
 				if rng.IntN(4) > 0 {
 					q.Remaining, q.HasRemaining = float64(rng.IntN(int(l.Limit)+2)-1), true
 				}
 				if rng.IntN(4) > 0 {
 					q.ResetIn, q.HasReset = time.Duration(rng.Int64N(int64(l.Window)*3/2)), true
+					if rng.IntN(4) == 0 {
+						// About to reset: a window that may end about when
+						// the local one began.
+						q.ResetIn = time.Duration(rng.Int64N(int64(2 * time.Second)))
+					}
 				}
 				u.Quotas = append(u.Quotas, q)
 			}
@@ -173,4 +210,5 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("%d cancels", cancels)
 }

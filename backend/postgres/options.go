@@ -160,7 +160,8 @@ func WithLockTimeout(d time.Duration) Option {
 
 // WithIdleTTL sets how long a key may go unused before maintenance deletes
 // its row (default 1h). Rows that are blocked, hold reservations or
-// override limits are kept. Maintenance runs every TTL/2, at least every
+// override limits, or have a window that is not over yet (an exhausted
+// daily quota), are kept: deleting them would change a decision. Maintenance runs every TTL/2, at least every
 // minute and at most every second, in one elected process.
 func WithIdleTTL(d time.Duration) Option {
 	return func(o *options) error {

@@ -20,7 +20,10 @@ import (
 	"github.com/smartratelimit/smartratelimit/backend/memory"
 )
 
-var _ smartratelimit.Backend = (*Backend)(nil)
+var (
+	_ smartratelimit.Backend  = (*Backend)(nil)
+	_ smartratelimit.Canceler = (*Backend)(nil)
+)
 
 // defaultFallback builds the fallback used when neither WithFallback nor
 // WithFailClosed is given: an in-memory backend (fail open by default).
@@ -333,18 +336,13 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 		dims:  make([]string, len(req.Defaults)),
 		lims:  make([]float64, len(req.Defaults)),
 		wins:  make([]int64, len(req.Defaults)),
-		cdims: make([]string, len(req.Costs)),
-		camts: make([]float64, len(req.Costs)),
 	}
 	for i, l := range req.Defaults {
 		a.names[i], a.dims[i], a.lims[i], a.wins[i] = l.Name, string(l.Dimension.OrRequests()), l.Limit, int64(l.Window)
 	}
-	for i, c := range req.Costs {
-		if math.IsNaN(c.Amount) || math.IsInf(c.Amount, 0) || c.Amount < 0 {
-			return zero, fmt.Errorf("%w: cost %v of %s must be a non-negative number",
-				smartratelimit.ErrInvalidLimit, c.Amount, c.Dimension.OrRequests())
-		}
-		a.cdims[i], a.camts[i] = string(c.Dimension.OrRequests()), c.Amount
+	var err error
+	if a.cdims, a.camts, err = costArgs(req.Costs); err != nil {
+		return zero, err
 	}
 	maxWait := max(req.MaxWait, 0)
 	key := []byte(req.Key)
@@ -353,12 +351,13 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 			ok, blocked    bool
 			code           int32
 			wait, seq, win int64
+			at             int64
 			name, dim      string
 			lim            float64
 		)
 		err := b.db.QueryRow(ctx, b.n.acquire, key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
 			int64(maxWait), b.relaxed, b.lockMS).
-			Scan(&ok, &code, &wait, &seq, &blocked, &name, &dim, &lim, &win)
+			Scan(&ok, &code, &wait, &seq, &blocked, &name, &dim, &lim, &win, &at)
 		if err != nil {
 			return zero, err
 		}
@@ -369,10 +368,57 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 		if code == 1 {
 			return zero, decisionError{fmt.Errorf("%w: %s", smartratelimit.ErrCostExceedsLimit, l)}
 		}
-		return smartratelimit.Reservation{OK: ok, Wait: time.Duration(wait), Seq: uint64(seq), Limit: l, Blocked: blocked}, nil
+		r := smartratelimit.Reservation{OK: ok, Wait: time.Duration(wait), Limit: l, Blocked: blocked}
+		if ok {
+			r.Seq, r.At = uint64(seq), at
+		}
+		return r, nil
 	}, func(fb smartratelimit.Backend) (smartratelimit.Reservation, error) {
 		return fb.Acquire(ctx, req)
 	})
+}
+
+// costArgs checks costs and returns them as the functions' parallel arrays.
+func costArgs(costs []smartratelimit.Cost) ([]string, []float64, error) {
+	dims, amts := make([]string, len(costs)), make([]float64, len(costs))
+	for i, c := range costs {
+		if math.IsNaN(c.Amount) || math.IsInf(c.Amount, 0) || c.Amount < 0 {
+			return nil, nil, fmt.Errorf("%w: cost %v of %s must be a non-negative number",
+				smartratelimit.ErrInvalidLimit, c.Amount, c.Dimension.OrRequests())
+		}
+		dims[i], amts[i] = string(c.Dimension.OrRequests()), c.Amount
+	}
+	return dims, amts, nil
+}
+
+// Cancel implements smartratelimit.Canceler in one round trip: while r is
+// still the key's latest grant (its Seq and slot At unchanged), its costs
+// leave the windows (smartratelimit.Window.Untake) and the key's FIFO
+// position goes back to the latest slot still held, so the next caller gets
+// the slot r had. Otherwise nothing changes: an older reservation stays
+// spent, which is safe. costs are those given to Acquire.
+func (b *Backend) Cancel(ctx context.Context, key string, r smartratelimit.Reservation, costs []smartratelimit.Cost) error {
+	if b.closed.Load() {
+		return smartratelimit.ErrClosed
+	}
+	if !r.OK || r.At == 0 || r.Seq > math.MaxInt64 {
+		return nil
+	}
+	cdims, camts, err := costArgs(costs)
+	if err != nil {
+		return err
+	}
+	bkey := []byte(key)
+	_, err = call(b, ctx, func(ctx context.Context) (struct{}, error) {
+		_, err := b.db.Exec(ctx, b.n.cancel, bkey, int64(r.Seq), r.At, cdims, camts, b.relaxed, b.lockMS)
+		return struct{}{}, err
+	}, func(fb smartratelimit.Backend) (struct{}, error) {
+		if c, ok := fb.(smartratelimit.Canceler); ok {
+			return struct{}{}, c.Cancel(ctx, key, r, costs)
+		}
+		return struct{}{}, nil
+	})
+	return err
 }
 
 type acquireArgs struct {

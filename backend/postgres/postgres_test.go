@@ -250,21 +250,29 @@ func TestMaintenanceDeletesIdleRows(t *testing.T) {
 	b, _, _ := newTest(t, WithIdleTTL(time.Millisecond))
 	ctx := ctxT(t)
 	lim := srl.Every(1, time.Hour)
-	for _, k := range []string{"idle", "reserved", "blocked", "override"} {
-		_, err := b.Acquire(ctx, req(k, 0, lim))
+	short := srl.Every(1, 50*time.Millisecond) // its window is over 55ms after use
+	for _, k := range []string{"idle", "blocked", "override", "hourly"} {
+		l := short
+		if k == "hourly" {
+			l = lim
+		}
+		_, err := b.Acquire(ctx, req(k, 0, l))
 		require.NoError(t, err)
 	}
-	_, err := b.Acquire(ctx, req("reserved", srl.Forever, lim)) // a slot an hour ahead
-	require.NoError(t, err)
+	for range 2 {
+		_, err := b.Acquire(ctx, req("reserved", srl.Forever, lim)) // the second an hour ahead
+		require.NoError(t, err)
+	}
 	require.NoError(t, b.Observe(ctx, "blocked", srl.Update{BlockFor: time.Hour}))
 	require.NoError(t, b.SetLimits(ctx, "override", []srl.Limit{srl.PerSecond(5)}))
-	time.Sleep(5 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	n, err := b.sweep(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 	keys, err := b.Keys(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, []string{"blocked", "override", "reserved"}, keys)
+	assert.Equal(t, []string{"blocked", "hourly", "override", "reserved"}, keys,
+		"blocked, reserved, overridden or in a window that is not over")
 
 	// Only one process sweeps at a time.
 	conn, err := b.db.Acquire(ctx)
@@ -311,4 +319,151 @@ func TestHOTUpdatesOnly(t *testing.T) {
 	var indexes int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, schema, DefaultTable).Scan(&indexes))
 	assert.Equal(t, 1, indexes, "the primary key is the only index")
+}
+
+// An exhausted learned quota outlives the idle TTL until its window is
+// over (the memory backend's forgettable): deleting it earlier would let
+// the next requests burst past the server's limit.
+func TestMaintenanceKeepsWindowsThatAreNotOver(t *testing.T) {
+	b, _, _ := newTest(t, withTestClock(), WithPoolSize(1), WithIdleTTL(10*time.Minute))
+	ctx := ctxT(t)
+	now := int64(1_800_000_000_000_000_000)
+	setNow(t, b, now)
+	daily := srl.Limit{Name: "day", Limit: 1000, Window: 24 * time.Hour}
+	require.NoError(t, b.Observe(ctx, "exhausted", srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: daily, Remaining: 0, HasRemaining: true, ResetIn: 20 * time.Hour, HasReset: true}}}))
+	_, err := b.Acquire(ctx, req("fresh", 0, srl.Every(1, time.Second)))
+	require.NoError(t, err)
+
+	now += int64(time.Hour)
+	setNow(t, b, now)
+	n, err := b.sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "only the key whose window is over")
+	keys, err := b.Keys(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"exhausted"}, keys, "an exhausted daily quota survives an idle hour")
+	r, err := b.Acquire(ctx, req("exhausted", 0, srl.Every(10, time.Hour)))
+	require.NoError(t, err)
+	assert.False(t, r.OK, "still exhausted")
+
+	now += int64(20*time.Hour + time.Minute) // the day (and its Span) is over
+	setNow(t, b, now)
+	n, err = b.sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	keys, err = b.Keys(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, keys)
+}
+
+// A legacy row whose limit is below MinLimit (version 2 accepted any
+// positive limit, and its search never ended for a zero cost) answers
+// cost-exceeds at once: Earliest's search is bounded.
+func TestTinyLimitDoesNotLoop(t *testing.T) {
+	b, _, _ := newTest(t, WithStatementTimeout(5*time.Second))
+	ctx := ctxT(t)
+	require.NoError(t, b.SetLimits(ctx, "tiny", []srl.Limit{{Name: "t", Dimension: srl.DimTokens, Limit: 1, Window: time.Minute}}))
+	_, err := b.db.Exec(ctx, `UPDATE `+b.n.qTable+` SET lim = '{1e-10}' WHERE id = sha256($1)`, []byte("tiny"))
+	require.NoError(t, err)
+	start := time.Now()
+	_, err = b.Acquire(ctx, req("tiny", 0, srl.PerSecond(1))) // costs no tokens
+	assert.ErrorIs(t, err, srl.ErrCostExceedsLimit)
+	assert.Less(t, time.Since(start), time.Second)
+	_, err = b.Acquire(ctx, req("k", 0, srl.Limit{Limit: srl.MinLimit / 2, Window: time.Second}))
+	assert.ErrorIs(t, err, srl.ErrInvalidLimit, "limits below MinLimit are refused")
+	require.NoError(t, b.Observe(ctx, "k", srl.Update{Quotas: []srl.QuotaUpdate{{Limit: srl.Limit{Name: "x", Limit: 1e-10, Window: time.Second}}}}))
+	st, err := b.Status(ctx, "k")
+	require.NoError(t, err)
+	assert.Empty(t, st.Limits, "a report below MinLimit is ignored")
+}
+
+// TestMigrationFromV2 upgrades a table of version 2: its rows keep their
+// state, learned limits below MinLimit are dropped, and a caller still
+// running version 2 (selecting acquire's columns of version 2) keeps
+// working.
+func TestMigrationFromV2(t *testing.T) {
+	b, dsn, schema := newTest(t)
+	ctx := ctxT(t)
+	lim := srl.Every(5, time.Hour)
+	for range 3 {
+		_, err := b.Acquire(ctx, req("kept", 0, lim))
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.Observe(ctx, "learned", srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: srl.Limit{Name: "a", Limit: 7, Window: time.Minute}},
+		{Limit: srl.Limit{Name: "b", Limit: 9, Window: time.Minute}}}}))
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		// What version 2 may have stored, and its version.
+		`UPDATE ` + b.n.qTable + ` SET lim = '{1e-10, 9}' WHERE id = sha256('learned'::bytea)`,
+		`UPDATE ` + b.n.qVersion + ` SET version = 2`,
+	} {
+		_, err := conn.Exec(ctx, s)
+		require.NoError(t, err)
+	}
+	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
+	require.NoError(t, err)
+	defer b2.Close()
+	v, err := b2.n.currentVersion(ctx, conn)
+	require.NoError(t, err)
+	assert.Equal(t, schemaVersion, v)
+	st, err := b2.Status(ctx, "kept")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), st.Seq)
+	assert.Equal(t, 2.0, st.Limits[0].Remaining)
+	st, err = b2.Status(ctx, "learned")
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, "b", st.Limits[0].Name)
+
+	var ok bool
+	var code int32
+	var wait, seq int64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT ok, code, wait, seq FROM `+b.n.qAcquire+`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		[]byte("kept"), []string{lim.Name}, []string{"requests"}, []float64{5}, []int64{int64(time.Hour)},
+		[]string{}, []float64{}, int64(0), true, int32(0)).Scan(&ok, &code, &wait, &seq))
+	assert.True(t, ok)
+	assert.Equal(t, int64(4), seq)
+}
+
+// Cancel takes back the key's latest reservation, and only it.
+func TestCancel(t *testing.T) {
+	b, _, _ := newTest(t)
+	ctx := ctxT(t)
+	lim := srl.Every(1, time.Hour)
+	r1, err := b.Acquire(ctx, req("k", srl.Forever, lim))
+	require.NoError(t, err)
+	r2, err := b.Acquire(ctx, req("k", srl.Forever, lim))
+	require.NoError(t, err)
+	r3, err := b.Acquire(ctx, req("k", srl.Forever, lim))
+	require.NoError(t, err)
+	require.True(t, r1.OK && r2.OK && r3.OK)
+	assert.Greater(t, r3.At, r2.At)
+
+	require.NoError(t, b.Cancel(ctx, "k", r2, nil), "not the latest: stays spent")
+	st, err := b.Status(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), st.Seq)
+
+	require.NoError(t, b.Cancel(ctx, "k", r3, nil))
+	require.NoError(t, b.Cancel(ctx, "k", r2, nil), "latest again once r3 is taken back")
+	st, err = b.Status(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.Seq)
+	assert.Zero(t, st.Limits[0].Reserved)
+
+	r, err := b.Acquire(ctx, req("k", srl.Forever, lim))
+	require.NoError(t, err)
+	assert.Equal(t, r2.Seq, r.Seq)
+	assert.InDelta(t, r2.Wait.Seconds(), r.Wait.Seconds(), 1, "the next caller gets the slot back")
+
+	require.NoError(t, b.Cancel(ctx, "never seen", r, nil))
+	_, err = b.Status(ctx, "never seen")
+	assert.ErrorIs(t, err, srl.ErrUnknownKey, "Cancel creates no row")
+	assert.ErrorIs(t, b.Cancel(ctx, "k", r, []srl.Cost{{Amount: -1}}), srl.ErrInvalidLimit)
+	require.NoError(t, b.Close())
+	assert.ErrorIs(t, b.Cancel(ctx, "k", r, nil), srl.ErrClosed)
 }

@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -32,6 +32,7 @@ const (
 	suffixObserve   = "_observe"
 	suffixSetLimits = "_set_limits"
 	suffixSweep     = "_sweep"
+	suffixCancel    = "_cancel"
 	longestSuffix   = len(suffixSetLimits)
 )
 
@@ -49,10 +50,12 @@ type names struct {
 	qObserve      string
 	qSetLimits    string
 	qSweep        string
+	qCancel       string
 	sweepKey      int32  // advisory lock object id for maintenance
 	now           string // the clock expression (nowNS; tests replace it)
 
 	acquire, observe, setLimits, sweep string
+	cancel                             string
 	status, keys, clear, clearAll      string
 	version                            string
 }
@@ -69,6 +72,7 @@ func newNames(schema, table, now string) *names {
 		qObserve:   id(schema, table+suffixObserve),
 		qSetLimits: id(schema, table+suffixSetLimits),
 		qSweep:     id(schema, table+suffixSweep),
+		qCancel:    id(schema, table+suffixCancel),
 		now:        now,
 	}
 	h := fnv.New32a()
@@ -77,11 +81,12 @@ func newNames(schema, table, now string) *names {
 	h.Write([]byte(table))
 	n.sweepKey = int32(h.Sum32())
 
-	n.acquire = `SELECT ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win FROM ` + n.qAcquire +
+	n.acquire = `SELECT ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at FROM ` + n.qAcquire +
 		`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
+	n.cancel = `SELECT ` + n.qCancel + `($1, $2, $3, $4, $5, $6, $7)`
 	n.status = `SELECT src, name, dim, lim, win, wstart, wused, seq, blocked_until, last_used, ` + now +
 		` FROM ` + n.qTable + ` WHERE id = sha256($1)`
 	n.keys = `SELECT key FROM ` + n.qTable + ` ORDER BY key`
@@ -102,7 +107,7 @@ func dollarQuote(body string) string {
 }
 
 // ddlV1 returns the statements of schema version 1: the table. (Its
-// functions are those of the latest version, created by ddlV2.)
+// functions are those of the latest version, created by ddlV3.)
 //
 // Every bucket lives in one row. The limits of a key are parallel arrays
 // (one element per limit): src (0 defaults, 1 learned from headers, 2
@@ -114,22 +119,38 @@ func (n *names) ddlV1() []string {
 	return []string{n.replacer().Replace(tableDDL)}
 }
 
-// ddlV2 returns the statements of schema version 2: the functions,
-// following smartratelimit.Window with Limit.Span, paced lagging future
-// windows, blocks keeping handed-out slots, the send time of a report
-// (the observe function gained p_sent_ago, so the one of version 1 is
-// dropped) and learned limits inheriting the window of a default.
+// ddlV2 brought the functions of schema version 2 (Limit.Span, paced
+// lagging future windows, blocks keeping handed-out slots, the send time of
+// a report, inherited default windows). Their bodies are superseded by
+// ddlV3; what remains is dropping the observe function of version 1, whose
+// signature differs (CREATE OR REPLACE would add an overload).
 func (n *names) ddlV2() []string {
+	return []string{n.replacer().Replace(dropObserveV1)}
+}
+
+// ddlV3 returns the statements of schema version 3: the functions of the
+// latest version. Against version 2: Earliest's search is bounded (a limit
+// not even an empty window holds answers cost-exceeds instead of looping),
+// a learned limit keeps the longest window reported, a report with a send
+// time is never taken for a stale one by its end alone, an inherited
+// current window ends with the server's, acquire returns the slot (at) for
+// the new cancel function, and maintenance keeps rows whose windows are
+// not over. acquire is dropped first (its OUT columns changed; callers of
+// version 2 select theirs by name and keep working). Learned limits below
+// smartratelimit.MinLimit, which version 3 never learns, are removed.
+func (n *names) ddlV3() []string {
 	r := n.replacer()
 	fn := func(head, body string) string {
 		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
 	}
 	return []string{
-		r.Replace(dropObserveV1),
+		r.Replace(dropAcquireV2),
 		fn(acquireHead, lockRow+acquireBody),
 		fn(observeHead, lockRow+observeBody),
 		fn(setLimitsHead, setLimitsBody),
 		fn(sweepHead, sweepBody),
+		fn(cancelHead, cancelBody),
+		r.Replace(dropTinyLearned),
 	}
 }
 
@@ -138,6 +159,25 @@ func (n *names) ddlV2() []string {
 const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
 	float8[], boolean[], bigint[], boolean[], bigint, bigint, boolean, int)`
 
+// dropAcquireV2 drops the acquire function of version 2, whose OUT
+// columns differ from the current one (CREATE OR REPLACE cannot change them).
+const dropAcquireV2 = `DROP FUNCTION IF EXISTS {acquire}(bytea, text[], text[], float8[], bigint[],
+	text[], float8[], bigint, boolean, int)`
+
+// dropTinyLearned removes the learned limits below MinLimit (1e-6) that
+// earlier versions stored: version 3 ignores such reports, as the memory
+// backend does. Defaults are replaced by the next acquire; overrides stay
+// (they answer cost-exceeds, which is safe).
+const dropTinyLearned = `UPDATE {tbl} t SET
+	src    = ARRAY(SELECT t.src[i]    FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i),
+	name   = ARRAY(SELECT t.name[i]   FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i),
+	dim    = ARRAY(SELECT t.dim[i]    FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i),
+	lim    = ARRAY(SELECT t.lim[i]    FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i),
+	win    = ARRAY(SELECT t.win[i]    FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i),
+	wstart = ARRAY(SELECT t.wstart[i] FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i),
+	wused  = ARRAY(SELECT t.wused[i]  FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i)
+WHERE EXISTS (SELECT 1 FROM generate_subscripts(t.src, 1) i WHERE t.src[i] = 1 AND NOT (t.lim[i] >= 1e-6))`
+
 func (n *names) replacer() *strings.Replacer {
 	return strings.NewReplacer(
 		"{tbl}", n.qTable,
@@ -145,6 +185,7 @@ func (n *names) replacer() *strings.Replacer {
 		"{observe}", n.qObserve,
 		"{set_limits}", n.qSetLimits,
 		"{sweep}", n.qSweep,
+		"{cancel}", n.qCancel,
 		"{now}", n.now,
 	)
 }
@@ -195,6 +236,7 @@ DECLARE
 	v_now     bigint;
 	v_sent    bigint;
 	v_inherit boolean;
+	v_fresh   boolean;
 	n  int;
 	m  int;
 	i  int;
@@ -243,16 +285,18 @@ const acquireHead = `CREATE OR REPLACE FUNCTION {acquire}(
 	p_key bytea, p_dname text[], p_ddim text[], p_dlim float8[], p_dwin bigint[],
 	p_cdim text[], p_camt float8[], p_max_wait bigint, p_relaxed boolean, p_lock_timeout int,
 	OUT ok boolean, OUT code int, OUT wait bigint, OUT seq bigint, OUT blocked boolean,
-	OUT l_name text, OUT l_dim text, OUT l_lim float8, OUT l_win bigint)
+	OUT l_name text, OUT l_dim text, OUT l_lim float8, OUT l_win bigint, OUT at bigint)
 LANGUAGE plpgsql AS`
 
 // acquireBody follows smartratelimit.Window: Earliest on every limit from
 // tmin = max(now, blocked_until, last_slot), then Take at the latest
 // answer on every limit, both on each limit's Span (win stretched by
-// least(10ms + win/1000, win/10)).
+// least(10ms + win/1000, win/10)). at is the slot granted (0 when none).
+// A cost no window holds (code 1) still records the defaults and the use,
+// as the memory backend does.
 const acquireBody = `
 	ok := false; code := 0; wait := 0; seq := v_seq; blocked := false;
-	l_name := ''; l_dim := ''; l_lim := 0; l_win := 0;
+	l_name := ''; l_dim := ''; l_lim := 0; l_win := 0; at := 0;
 
 	-- A key with neither learned nor override limits enforces the request's
 	-- defaults, keeping the window state of those it already had.
@@ -288,23 +332,35 @@ const acquireBody = `
 		lm := v_lim[i]; w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10);
 		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
 			code := 1;
+		ELSE
+			st := v_ws[i]; u := v_wu[i];
+			IF e >= st + w THEN
+				st := st + (e - st) / w * w;
+				u := 0;
+			END IF;
+			v_fresh := false;
+			LOOP
+				-- A future window counts the slots paced before tmin as spent.
+				IF st > v_now AND e > st THEN
+					u := greatest(u, (e - st)::float8 / w::float8 * lm);
+				END IF;
+				EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
+				IF v_fresh AND u = 0 THEN
+					code := 1;  -- not even an empty window holds it
+					EXIT;
+				END IF;
+				st := st + w;
+				u := 0;
+				v_fresh := true;
+			END LOOP;
+		END IF;
+		IF code = 1 THEN
 			l_name := v_name[i]; l_dim := v_dim[i]; l_lim := lm; l_win := v_win[i];
+			UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
+				wstart = v_ws, wused = v_wu, last_used = v_now
+			WHERE id = v_id;
 			RETURN;
 		END IF;
-		st := v_ws[i]; u := v_wu[i];
-		IF e >= st + w THEN
-			st := st + (e - st) / w * w;
-			u := 0;
-		END IF;
-		LOOP
-			-- A future window counts the slots paced before tmin as spent.
-			IF st > v_now AND e > st THEN
-				u := greatest(u, (e - st)::float8 / w::float8 * lm);
-			END IF;
-			EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
-			st := st + w;
-			u := 0;
-		END LOOP;
 		IF st > v_now THEN
 			st := greatest(st + trunc(u / lm * w::float8)::bigint, e);
 			IF st > wait THEN
@@ -346,6 +402,7 @@ const acquireBody = `
 
 	ok := true;
 	seq := v_seq + 1;
+	at := st;
 	UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
 		wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = st, last_used = v_now
 	WHERE id = v_id;
@@ -364,9 +421,11 @@ RETURNS void LANGUAGE plpgsql AS`
 // memory backend's inherit), else starts on the server's window.
 const observeBody = `
 	-- The send time of the reported request (0: unknown).
+	-- A request sent before the time line began is dated at its first
+	-- instant (1).
 	v_sent := 0;
-	IF p_sent_ago > 0 AND p_sent_ago < v_now THEN
-		v_sent := v_now - p_sent_ago;
+	IF p_sent_ago > 0 THEN
+		v_sent := greatest(v_now - p_sent_ago, 1);
 	END IF;
 	m := coalesce(cardinality(p_qname), 0);
 	v_inherit := false;
@@ -413,8 +472,12 @@ const observeBody = `
 				END LOOP;
 			END IF;
 			IF i > 0 THEN
-				-- The window of the default, with the slots booked under it.
+				-- The window of the default, with the slots booked under it;
+				-- a current one keeps its count but ends with the server's.
 				v_ws[j] := dws[i]; v_wu[j] := dwu[i];
+				IF p_qhasreset[q] AND dws[i] <= v_now THEN
+					v_ws[j] := v_now + p_qreset[q] - w;
+				END IF;
 			ELSE
 				-- StartWindow: the window ends at the server's reset.
 				v_ws[j] := v_now; v_wu[j] := 0;
@@ -423,7 +486,9 @@ const observeBody = `
 				END IF;
 			END IF;
 		END IF;
-		v_lim[j] := p_qlim[q]; v_win[j] := p_qwin[q];
+		-- A learned limit keeps the longest window reported for it.
+		v_lim[j] := p_qlim[q]; v_win[j] := greatest(coalesce(v_win[j], 0), p_qwin[q]);
+		w := v_win[j] + least(10000000 + v_win[j] / 1000, v_win[j] / 10);  -- Span
 		lm := p_qlim[q];
 		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
 
@@ -461,8 +526,10 @@ const observeBody = `
 			ELSIF e >= st + w - tol THEN
 				-- The same window.
 				IF c > u THEN u := c; END IF;
-			ELSIF e <= st + tol THEN
-				-- About a window before the latest local one: stale.
+			ELSIF v_sent <= 0 AND e <= st + tol THEN
+				-- Without the send time, a window ending about when the
+				-- local one began is taken for the one before: stale. (With
+				-- it, a request sent in an earlier window was checked above.)
 				v_ws[j] := st; v_wu[j] := u;
 				CONTINUE;
 			ELSE
@@ -562,8 +629,12 @@ const sweepHead = `CREATE OR REPLACE FUNCTION {sweep}(p_class int, p_obj int, p_
 RETURNS bigint LANGUAGE plpgsql AS`
 
 // sweepBody deletes idle rows when this caller wins the maintenance lock
-// (-1 otherwise). The conditions are repeated on the outer DELETE so that
-// a row updated meanwhile is checked again in its newest version.
+// (-1 otherwise): rows forgetting which changes nothing (the memory
+// backend's forgettable): not blocked, no slot to come, no override and
+// every window over (now >= wstart + Span(win)), so an exhausted daily
+// quota outlives an idle hour. The conditions are repeated on the outer
+// DELETE so that a row updated meanwhile is checked again in its newest
+// version.
 const sweepBody = `
 DECLARE
 	v_now bigint := {now};
@@ -577,18 +648,85 @@ BEGIN
 		SELECT s.id FROM {tbl} s
 		WHERE s.last_used < v_now - p_ttl AND s.blocked_until <= v_now AND s.last_slot <= v_now
 		  AND NOT (s.src && '{2}'::smallint[])
+		  AND NOT EXISTS (SELECT 1 FROM unnest(s.wstart, s.win) AS x(ws, wn)
+		                  WHERE v_now < x.ws + x.wn + least(10000000 + x.wn / 1000, x.wn / 10))
 		LIMIT p_batch)
 	  AND t.last_used < v_now - p_ttl AND t.blocked_until <= v_now AND t.last_slot <= v_now
 	  AND NOT (t.src && '{2}'::smallint[])
-	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart) AS ws(v) WHERE ws.v > v_now);
+	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart, t.win) AS x(ws, wn)
+	                  WHERE v_now < x.ws + x.wn + least(10000000 + x.wn / 1000, x.wn / 10));
 	GET DIAGNOSTICS v_n = ROW_COUNT;
 	RETURN v_n;
+END`
+
+const cancelHead = `CREATE OR REPLACE FUNCTION {cancel}(
+	p_key bytea, p_seq bigint, p_at bigint, p_cdim text[], p_camt float8[],
+	p_relaxed boolean, p_lock_timeout int)
+RETURNS boolean LANGUAGE plpgsql AS`
+
+// cancelBody takes back the grant (p_seq, p_at) while it is the key's
+// latest (seq and last_slot unchanged since): smartratelimit.Window's
+// Untake of its cost on every limit, seq - 1, and last_slot moved back to
+// the latest slot still held (LastSlot), or now. It returns whether it did.
+// A missing row is not created.
+const cancelBody = `
+DECLARE
+	v_id   bytea := sha256(p_key);
+	v_dim  text[];
+	v_lim  float8[];
+	v_win  bigint[];
+	v_ws   bigint[];
+	v_wu   float8[];
+	v_seq  bigint;
+	v_last bigint;
+	v_now  bigint;
+	v_slot bigint := 0;
+	i int; j int;
+	c float8; lm float8; u float8;
+	w bigint; st bigint;
+BEGIN
+	IF p_relaxed THEN
+		PERFORM set_config('synchronous_commit', 'off', true);
+	END IF;
+	IF p_lock_timeout > 0 THEN
+		PERFORM set_config('lock_timeout', p_lock_timeout::text, true);
+	END IF;
+	SELECT t.dim, t.lim, t.win, t.wstart, t.wused, t.seq, t.last_slot
+	  INTO v_dim, v_lim, v_win, v_ws, v_wu, v_seq, v_last
+	  FROM {tbl} t WHERE t.id = v_id FOR NO KEY UPDATE;
+	IF NOT FOUND OR v_seq <> p_seq OR v_last <> p_at THEN
+		RETURN false;
+	END IF;
+	v_now := {now};
+	FOR i IN 1..coalesce(cardinality(v_lim), 0) LOOP
+		c := CASE WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
+		FOR j IN 1..coalesce(cardinality(p_cdim), 0) LOOP
+			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
+		END LOOP;
+		lm := v_lim[i]; w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10);
+		st := v_ws[i]; u := v_wu[i] - c;
+		-- Emptying a future window makes the full one before it the latest.
+		WHILE u < 1e-9 AND st - w > v_now AND lm > 0 LOOP
+			st := st - w;
+			u := u + lm;
+		END LOOP;
+		u := greatest(u, 0);
+		v_ws[i] := st; v_wu[i] := u;
+		IF st > v_now AND u >= 1e-9 AND lm > 0 THEN
+			v_slot := greatest(v_slot, st + trunc((u - 1) / lm * w::float8)::bigint);
+		END IF;
+	END LOOP;
+	UPDATE {tbl} SET wstart = v_ws, wused = v_wu, seq = v_seq - 1,
+		last_slot = least(v_last, greatest(v_slot, v_now))
+	WHERE id = v_id;
+	RETURN true;
 END`
 
 // migrations[i] brings a table from version i to i+1.
 var migrations = []func(n *names) []string{
 	(*names).ddlV1,
 	(*names).ddlV2,
+	(*names).ddlV3,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
