@@ -50,7 +50,12 @@
 // ([WithLogger]), and the database is tried again every second; once it
 // answers the backend uses it again, without a restart (the fallback's
 // state is not copied back). [WithFailClosed] makes calls fail instead with
-// errors wrapping [smartratelimit.ErrBackendUnavailable]. Errors and logs
+// errors wrapping [smartratelimit.ErrBackendUnavailable]. Only a lost
+// connection or an unreachable server makes the backend fail open: a
+// server that answers with an error (a lock_timeout or statement_timeout
+// on a contended key, a permission) and a context that ends during a call
+// give an error wrapping ErrBackendUnavailable (with the SQLSTATE), so a
+// hot key never bypasses the shared limit. Errors and logs
 // name the server's host:port, never the DSN's user or password, a
 // statement or a key.
 package postgres

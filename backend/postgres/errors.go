@@ -71,9 +71,12 @@ func retryableConflict(err error) bool {
 	return c == "40001" || c == "40P01"
 }
 
-// connectionLost reports an error that ends the connection (network
-// failure, server shutdown, pg_terminate_backend): another connection may
-// succeed.
+// connectionLost reports an error that ends the connection or means the
+// server cannot be reached (network failure, refused connection, server
+// shutdown, pg_terminate_backend, too many connections): another
+// connection may succeed, and only these may make the backend fail open.
+// A server answering with any other error (a lock or statement timeout,
+// a permission, bad data) is reachable: the error is returned.
 func connectionLost(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -84,12 +87,10 @@ func connectionLost(err error) bool {
 		return true // not a server error: I/O, connect or pool failure
 	case strings.HasPrefix(c, "08"), c == "57P01", c == "57P02", c == "57P03":
 		return true
+	case strings.HasPrefix(c, "53"):
+		// Out of connections or memory while connecting.
+		var ce *pgconn.ConnectError
+		return errors.As(err, &ce)
 	}
 	return false
-}
-
-// inputError reports a server error about the values of a call (data
-// exception), which another attempt or a fallback would not change.
-func inputError(err error) bool {
-	return strings.HasPrefix(sqlState(err), "22")
 }

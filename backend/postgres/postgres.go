@@ -145,7 +145,10 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 			return nil, fmt.Errorf("postgres: %w", ctx.Err())
 		}
 		uerr := &unavailableError{addr: addr, err: stripConnect(err)}
-		if b.fallback == nil {
+		if b.fallback == nil || !connectionLost(err) {
+			// Only an unreachable server is served by the fallback; a
+			// server answering with an error (permissions, a lock
+			// timeout) is reported.
 			return nil, uerr
 		}
 		b.enterDegraded(err)
@@ -174,8 +177,12 @@ type decisionError struct{ error }
 func (e decisionError) Unwrap() error { return e.error }
 
 // call runs db against the database, retrying conflicts and lost
-// connections; when the database fails and a fallback exists, the backend
-// enters degraded mode and fb serves the call.
+// connections. When the connection is lost or the server cannot be
+// reached and a fallback exists, the backend enters degraded mode and fb
+// serves the call. Any other failure — the server answered with an error
+// (a lock or statement timeout under contention: serving a hot key locally
+// would bypass the shared limit), or the context ended during the call —
+// is returned wrapping smartratelimit.ErrBackendUnavailable.
 func call[T any](b *Backend, ctx context.Context, db func(context.Context) (T, error), fb func(smartratelimit.Backend) (T, error)) (T, error) {
 	var zero T
 	if b.closed.Load() {
@@ -193,10 +200,10 @@ func call[T any](b *Backend, ctx context.Context, db func(context.Context) (T, e
 	case errors.As(err, &d):
 		return zero, d.error
 	case ctx.Err() != nil:
-		return zero, fmt.Errorf("postgres: %w", ctx.Err())
+		return zero, &unavailableError{addr: b.addr, err: ctx.Err()}
 	case b.closed.Load():
 		return zero, smartratelimit.ErrClosed
-	case b.fallback == nil || inputError(err):
+	case b.fallback == nil || !connectionLost(err):
 		return zero, &unavailableError{addr: b.addr, err: stripConnect(err)}
 	}
 	b.enterDegraded(err)
