@@ -25,18 +25,6 @@ var (
 	_ smartratelimit.Canceler = (*Backend)(nil)
 )
 
-// defaultFallback builds the fallback used when neither WithFallback nor
-// WithFailClosed is given: an in-memory backend (fail open by default).
-// It returns nil when none can be built; a Backend without a fallback
-// fails closed.
-var defaultFallback = func() smartratelimit.Backend {
-	m, err := memory.New()
-	if err != nil {
-		return nil
-	}
-	return m
-}
-
 // Backend is a smartratelimit.Backend storing every key's buckets in one
 // PostgreSQL table shared by all processes. It is safe for concurrent use.
 // Create it with New or NewFromPool and Close it when done.
@@ -137,19 +125,31 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 	if own {
 		b.lockMS = 0 // a pool of our own sets both per session
 	}
-	if b.fallback == nil && !o.failClosed && defaultFallback != nil {
-		b.fallback = defaultFallback()
+	var ownFallback bool
+	if b.fallback == nil && !o.failClosed {
+		// Fail open by default, on an in-memory backend.
+		m, err := memory.New()
+		if err != nil {
+			return nil, err
+		}
+		b.fallback, ownFallback = m, true
 	}
 	if err := b.n.migrate(ctx, pool); err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("postgres: %w", ctx.Err())
-		}
-		uerr := &unavailableError{addr: addr, err: stripConnect(err)}
-		if b.fallback == nil || !connectionLost(err) {
+		var rerr error
+		switch {
+		case ctx.Err() != nil:
+			rerr = fmt.Errorf("postgres: %w", ctx.Err())
+		case b.fallback == nil || !connectionLost(err):
 			// Only an unreachable server is served by the fallback; a
 			// server answering with an error (permissions, a lock
 			// timeout) is reported.
-			return nil, uerr
+			rerr = &unavailableError{addr: addr, err: stripConnect(err)}
+		}
+		if rerr != nil {
+			if ownFallback {
+				_ = b.fallback.Close()
+			}
+			return nil, rerr
 		}
 		b.enterDegraded(err)
 	}
