@@ -141,6 +141,59 @@ func TestDeadlineDuringCall(t *testing.T) {
 	}
 }
 
+// TestSynchronousCommit records synchronous_commit inside the limiter's
+// own transactions (a trigger on its table): off by default, the server's
+// setting (on) with WithSynchronousCommit(true), with New's pool and with
+// the caller's.
+func TestSynchronousCommit(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	ctx := ctxT(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var server string
+	require.NoError(t, conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&server))
+	if server != "on" {
+		t.Skipf("the server's synchronous_commit is %q", server)
+	}
+	for _, fromPool := range []bool{false, true} {
+		for _, sync := range []bool{false, true} {
+			schema := pgtest.Schema(t, dsn)
+			b := newFailOpen(t, dsn, schema, fromPool, WithSynchronousCommit(sync))
+			log := pgx.Identifier{schema, "sync_log"}.Sanitize()
+			fn := pgx.Identifier{schema, "sync_log_fn"}.Sanitize()
+			for _, s := range []string{
+				`CREATE TABLE ` + log + ` (v text)`,
+				`CREATE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $$
+					BEGIN INSERT INTO ` + log + ` VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$`,
+				`CREATE TRIGGER sync_log AFTER INSERT OR UPDATE ON ` + b.n.qTable + ` FOR EACH ROW EXECUTE FUNCTION ` + fn + `()`,
+			} {
+				_, err := conn.Exec(ctx, s)
+				require.NoError(t, err)
+			}
+			lim := srl.Every(10, time.Hour)
+			r, err := b.Acquire(ctx, req("k", srl.Forever, lim))
+			require.NoError(t, err)
+			require.NoError(t, b.Observe(ctx, "k", srl.Update{Quotas: []srl.QuotaUpdate{{Limit: lim, Remaining: 5, HasRemaining: true}}}))
+			require.NoError(t, b.SetLimits(ctx, "k", []srl.Limit{lim}))
+			require.NoError(t, b.Cancel(ctx, "k", r, nil))
+			rows, err := conn.Query(ctx, `SELECT v FROM `+log)
+			require.NoError(t, err)
+			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			want := "off"
+			if sync {
+				want = "on"
+			}
+			require.Len(t, got, 5, "insert, acquire, observe, set_limits, cancel")
+			for _, v := range got {
+				assert.Equal(t, want, v, "from pool %v, WithSynchronousCommit(%v)", fromPool, sync)
+			}
+			require.NoError(t, b.Close())
+		}
+	}
+}
+
 // A server that answers New's migration with an error (here a missing
 // privilege) is reported, not served by the fallback.
 func TestNewReportsServerErrors(t *testing.T) {

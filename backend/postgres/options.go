@@ -124,7 +124,9 @@ func WithPoolSize(n int) Option {
 // server loses at most the last ~600 ms of grants (wal_writer_delay times
 // three), which lets a few more requests through after the restart; the
 // table stays crash-safe and replicated, and a hot key is no longer capped
-// by the disk's flush rate. Pass true to make every grant durable.
+// by the disk's flush rate. Pass true to make every grant durable: the
+// limiter then leaves synchronous_commit to the server's (or the DSN's, or
+// the pool's) setting, on unless configured otherwise.
 func WithSynchronousCommit(on bool) Option {
 	return func(o *options) error {
 		o.syncCommit = on
