@@ -571,7 +571,8 @@ const setLimitsHead = `CREATE OR REPLACE FUNCTION {set_limits}(
 RETURNS void LANGUAGE plpgsql AS`
 
 // setLimitsBody replaces the override limits, keeping the window state of
-// an override or default of the same name and dimension.
+// an override or default of the same name and dimension, and counts as a
+// use of the key (as the memory backend's SetLimits).
 const setLimitsBody = `
 DECLARE
 	v_id   bytea := sha256(p_key);
@@ -621,7 +622,8 @@ BEGIN
 			nwin[j] := r.win[i]; nws[j] := r.wstart[i]; nwu[j] := r.wused[i];
 		END IF;
 	END LOOP;
-	UPDATE {tbl} SET src = nsrc, name = nname, dim = ndim, lim = nlim, win = nwin, wstart = nws, wused = nwu
+	UPDATE {tbl} SET src = nsrc, name = nname, dim = ndim, lim = nlim, win = nwin, wstart = nws, wused = nwu,
+		last_used = v_now
 	WHERE id = v_id;
 END`
 
