@@ -44,14 +44,18 @@ const MinLimit = 1e-6
 const MaxWindow = 366 * 24 * time.Hour
 
 // Span is the window length the arithmetic enforces, in nanoseconds: the
-// window stretched by a small safety margin (10ms plus a thousandth of the
-// window, at most a tenth of it). A paced request that leaves a few
-// milliseconds late then cannot put one more request than the limit into
-// the server's window: the limit's slots span slightly more than a window.
+// window stretched by a small safety margin (20ms plus a thousandth of the
+// window, at most a tenth of it). A paced request that leaves up to that
+// late (a timer waking late on a loaded machine) then cannot put one more
+// request than the limit into the server's window: the limit's slots span
+// slightly more than a window.
 func (l Limit) Span() int64 {
 	w := int64(l.Window)
-	return w + min(int64(10*time.Millisecond)+w/1000, w/10)
+	return w + min(int64(SpanMargin)+w/1000, w/10)
 }
+
+// SpanMargin is the fixed part of the safety margin added to every window.
+const SpanMargin = 20 * time.Millisecond
 
 // Validate reports whether l can be enforced; the error wraps ErrInvalidLimit.
 func (l Limit) Validate() error {

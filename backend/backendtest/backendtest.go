@@ -6,7 +6,7 @@
 // The suite runs on the real clock. It uses windows of an hour (so the
 // time the test takes cannot change a decision) except where a window has
 // to end during the test, where it uses windows of about a second. Waits
-// are expected on each limit's Span (an hour is enforced as 3603.61s).
+// are expected on each limit's Span (an hour is enforced as 3603.62s).
 package backendtest
 
 import (

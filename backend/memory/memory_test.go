@@ -65,14 +65,14 @@ func ms(v ...int) []time.Duration {
 }
 
 // The timelines below run on each limit's Span: a second is enforced as
-// 1.011s (10ms + 1ms margin), a minute as 60.07s, an hour as 3603.61s.
+// 1.021s (20ms + 1ms margin), a minute as 60.08s, an hour as 3603.62s.
 
 func TestReservationsArePaced(t *testing.T) {
 	b, fc := newFake(t)
 	const key = "https://paced.example:443"
 	lim := srl.PerSecond(4)
 	span := time.Duration(lim.Span())
-	require.Equal(t, 1011*time.Millisecond, span)
+	require.Equal(t, 1021*time.Millisecond, span)
 	step := span / 4 // 252.75ms
 
 	// t=0: four at once, then paced slots of the next window (span/4 apart),
@@ -95,7 +95,7 @@ func TestReservationsArePaced(t *testing.T) {
 	assert.True(t, r.OK, "a max wait equal to the wait is enough")
 	assert.Equal(t, uint64(10), r.Seq)
 
-	// t=1s is still in the first window (it lasts 1.011s): the two after
+	// t=1s is still in the first window (it lasts 1.021s): the two after
 	// it are full, the third holds two.
 	fc.Advance(time.Second)
 	st = status(t, b, key)
@@ -131,7 +131,7 @@ func TestCostsAndTokenLimits(t *testing.T) {
 		require.NoError(t, err)
 		return r
 	}
-	span := time.Duration(toks.Span()) // 60.07s
+	span := time.Duration(toks.Span()) // 60.08s
 	assert.Zero(t, acq(cost(60), 0).Wait)
 	r := acq(cost(60), srl.Forever)
 	assert.Equal(t, span, r.Wait, "40 tokens left, 60 needed: the next window")
@@ -155,7 +155,7 @@ func TestDefaultsAllEnforced(t *testing.T) {
 		wait     time.Duration
 		decision string // Name of the binding limit, "" when none
 	}
-	// Window spans: 1.011s, 60.07s, 3603.61s.
+	// Window spans: 1.021s, 60.08s, 3603.62s.
 	s1, m1, h1 := time.Duration(perSec.Span()), time.Duration(perMin.Span()), time.Duration(perHour.Span())
 	steps := []step{
 		{0, true, 0, ""},
@@ -322,8 +322,8 @@ func TestBlockAppliesToLearnedLimits(t *testing.T) {
 		Quotas:   []srl.QuotaUpdate{{Limit: server, Remaining: 60, HasRemaining: true, ResetIn: time.Minute, HasReset: true}},
 		BlockFor: 10 * time.Second,
 	}))
-	// Paced 60.07s/60 = 1.001166666s apart from the block's end.
-	assert.Equal(t, []time.Duration{10 * time.Second, 11001166666, 12002333333}, waits(t, b, key, 3))
+	// Paced 60.08s/60 = 1.001333333s apart from the block's end.
+	assert.Equal(t, []time.Duration{10 * time.Second, 11001333333, 12002666666}, waits(t, b, key, 3))
 }
 
 func TestEvictIdle(t *testing.T) {
@@ -349,7 +349,7 @@ func TestEvictIdle(t *testing.T) {
 	require.NoError(t, b.Observe(bg, blocked, srl.Update{BlockFor: 10 * time.Minute}))
 	acquire(t, b, reserved, 0, lim)
 	r := acquire(t, b, reserved, srl.Forever, lim)
-	require.Equal(t, time.Duration(lim.Span()), r.Wait, "reserved the first slot of the next hour (3603.61s on)")
+	require.Equal(t, time.Duration(lim.Span()), r.Wait, "reserved the first slot of the next hour (3603.62s on)")
 	require.Equal(t, 3, b.Len())
 
 	jump(30 * time.Second) // tick: idle for 20s
@@ -509,7 +509,7 @@ func TestBlockKeepsReservations(t *testing.T) {
 	b, fc := newFake(t)
 	const key = "https://block-reserved.example:443"
 	lim := srl.PerMinute(10)
-	span := time.Duration(lim.Span()) // 60.07s
+	span := time.Duration(lim.Span()) // 60.08s
 	step := span / 10                 // 6.007s
 	grants := grantsAt(t, b, fc, key, 15, lim)
 	for i := range 5 {

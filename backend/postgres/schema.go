@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -151,6 +151,24 @@ func (n *names) ddlV3() []string {
 		fn(sweepHead, sweepBody),
 		fn(cancelHead, cancelBody),
 		r.Replace(dropTinyLearned),
+	}
+}
+
+// ddlV4 recreates the functions with the safety margin of Limit.Span
+// raised from 10ms to 20ms (plus a thousandth of the window, at most a
+// tenth): 10ms proved too little for timer wake-ups of several processes
+// on a loaded machine.
+func (n *names) ddlV4() []string {
+	r := n.replacer()
+	fn := func(head, body string) string {
+		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
+	}
+	return []string{
+		fn(acquireHead, lockRow+acquireBody),
+		fn(observeHead, lockRow+observeBody),
+		fn(setLimitsHead, setLimitsBody),
+		fn(sweepHead, sweepBody),
+		fn(cancelHead, cancelBody),
 	}
 }
 
@@ -329,7 +347,7 @@ const acquireBody = `
 			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 		END LOOP;
 		nwu[i] := c;
-		lm := v_lim[i]; w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10);
+		lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
 		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
 			code := 1;
 		ELSE
@@ -382,7 +400,7 @@ const acquireBody = `
 
 	-- Take at t* on every limit.
 	FOR i IN 1..n LOOP
-		w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
+		w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
 		e := v_ws[i]; u := v_wu[i];
 		IF st >= e + w THEN
 			e := e + (st - e) / w * w;
@@ -457,7 +475,7 @@ const observeBody = `
 				EXIT;
 			END IF;
 		END LOOP;
-		w := p_qwin[q] + least(10000000 + p_qwin[q] / 1000, p_qwin[q] / 10);  -- Span
+		w := p_qwin[q] + least(20000000 + p_qwin[q] / 1000, p_qwin[q] / 10);  -- Span
 		IF j = 0 THEN
 			-- A new learned limit (at most 16, so that a hostile server cannot
 			-- grow a row without bound).
@@ -488,7 +506,7 @@ const observeBody = `
 		END IF;
 		-- A learned limit keeps the longest window reported for it.
 		v_lim[j] := p_qlim[q]; v_win[j] := greatest(coalesce(v_win[j], 0), p_qwin[q]);
-		w := v_win[j] + least(10000000 + v_win[j] / 1000, v_win[j] / 10);  -- Span
+		w := v_win[j] + least(20000000 + v_win[j] / 1000, v_win[j] / 10);  -- Span
 		lm := p_qlim[q];
 		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
 
@@ -651,12 +669,12 @@ BEGIN
 		WHERE s.last_used < v_now - p_ttl AND s.blocked_until <= v_now AND s.last_slot <= v_now
 		  AND NOT (s.src && '{2}'::smallint[])
 		  AND NOT EXISTS (SELECT 1 FROM unnest(s.wstart, s.win) AS x(ws, wn)
-		                  WHERE v_now < x.ws + x.wn + least(10000000 + x.wn / 1000, x.wn / 10))
+		                  WHERE v_now < x.ws + x.wn + least(20000000 + x.wn / 1000, x.wn / 10))
 		LIMIT p_batch)
 	  AND t.last_used < v_now - p_ttl AND t.blocked_until <= v_now AND t.last_slot <= v_now
 	  AND NOT (t.src && '{2}'::smallint[])
 	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart, t.win) AS x(ws, wn)
-	                  WHERE v_now < x.ws + x.wn + least(10000000 + x.wn / 1000, x.wn / 10));
+	                  WHERE v_now < x.ws + x.wn + least(20000000 + x.wn / 1000, x.wn / 10));
 	GET DIAGNOSTICS v_n = ROW_COUNT;
 	RETURN v_n;
 END`
@@ -705,7 +723,7 @@ BEGIN
 		FOR j IN 1..coalesce(cardinality(p_cdim), 0) LOOP
 			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 		END LOOP;
-		lm := v_lim[i]; w := v_win[i] + least(10000000 + v_win[i] / 1000, v_win[i] / 10);
+		lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
 		st := v_ws[i]; u := v_wu[i] - c;
 		-- Emptying a future window makes the full one before it the latest.
 		WHILE u < 1e-9 AND st - w > v_now AND lm > 0 LOOP
@@ -729,6 +747,7 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV1,
 	(*names).ddlV2,
 	(*names).ddlV3,
+	(*names).ddlV4,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.

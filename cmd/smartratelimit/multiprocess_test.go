@@ -96,6 +96,11 @@ func TestMultiProcessSharesOneLimit(t *testing.T) {
 			util := float64(st.Requests) / elapsed.Seconds() / limit
 			t.Logf("%s: %d processes × 8 goroutines: %d requests in %v = %.0f%% of the allowed rate, %d throttled, max %d per server window",
 				style, procs, st.Requests, elapsed.Round(time.Millisecond), util*100, st.Throttled, st.MaxPerWindow)
+			if st.MaxPerWindow > limit || st.Throttled > 0 {
+				for i, w := range st.Windows {
+					t.Logf("window %d at %s: %d requests, %d throttled", i, w.Start.Format("15:04:05.000"), w.Requests, w.Throttled)
+				}
+			}
 			assert.Equal(t, int64(procs*perProc), ok)
 			assert.Zero(t, st.Throttled, "429s")
 			assert.LessOrEqual(t, st.MaxPerWindow, int64(limit))
