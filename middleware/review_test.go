@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -184,4 +185,42 @@ func TestPartitionSecretKeysTheHash(t *testing.T) {
 	assert.Equal(t, a, keyWith(middleware.WithPartitionSecret([]byte("0123456789abcdef-one"))), "stable across limiters")
 	_, err := middleware.New(middleware.WithPartitionSecret([]byte("short")))
 	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
+}
+
+func TestDefaultLimitsAreSecondMinuteHour(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	c, l := newClient(t)
+	_, err := c.R().Get(srv.URL)
+	require.NoError(t, err)
+	st, err := l.Status(context.Background(), keyOf(t, srv.URL))
+	require.NoError(t, err)
+	var got []string
+	for _, ls := range st.Limits {
+		assert.Equal(t, srl.SourceDefaults, ls.Source)
+		got = append(got, ls.Limit.String())
+	}
+	assert.Equal(t, []string{"10 requests/1s", "300 requests/1m0s", "10000 requests/1h0m0s"}, got)
+}
+
+func TestEnableRetriesRetries503WithRetryAfter(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(503)
+			return
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c, l := newClient(t)
+	l.EnableRetries(c, 2)
+	start := time.Now()
+	resp, err := c.R().Get(srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode())
+	assert.Equal(t, int64(2), n.Load())
+	assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond)
+	// A plain 503 (no retry hint) is not a rate limit: not retried by this condition.
+	assert.False(t, l.RetryCondition(&resty.Response{RawResponse: &http.Response{StatusCode: 503, Header: http.Header{}}}, nil))
 }
