@@ -140,25 +140,12 @@ func (n *names) ddlV2() []string {
 // smartratelimit.MinLimit, which version 3 never learns, are removed.
 func (n *names) ddlV3() []string {
 	r := n.replacer()
-	fn := func(head, body string) string {
-		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
-	}
-	return []string{
-		r.Replace(dropAcquireV2),
-		fn(acquireHead, lockRow+acquireBody),
-		fn(observeHead, lockRow+observeBody),
-		fn(setLimitsHead, setLimitsBody),
-		fn(sweepHead, sweepBody),
-		fn(cancelHead, cancelBody),
-		r.Replace(dropTinyLearned),
-	}
+	return append(append([]string{r.Replace(dropAcquireV2)}, n.functions()...), r.Replace(dropTinyLearned))
 }
 
-// ddlV4 recreates the functions with the safety margin of Limit.Span
-// raised from 10ms to 20ms (plus a thousandth of the window, at most a
-// tenth): 10ms proved too little for timer wake-ups of several processes
-// on a loaded machine.
-func (n *names) ddlV4() []string {
+// functions returns the statements creating (or replacing) every function
+// of the latest version.
+func (n *names) functions() []string {
 	r := n.replacer()
 	fn := func(head, body string) string {
 		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
@@ -171,6 +158,12 @@ func (n *names) ddlV4() []string {
 		fn(cancelHead, cancelBody),
 	}
 }
+
+// ddlV4 recreates the functions with the safety margin of Limit.Span
+// raised from 10ms to 20ms (plus a thousandth of the window, at most a
+// tenth): 10ms proved too little for timer wake-ups of several processes
+// on a loaded machine.
+func (n *names) ddlV4() []string { return n.functions() }
 
 // dropObserveV1 drops the observe function of version 1, whose signature
 // differs from the current one (CREATE OR REPLACE would add an overload).
