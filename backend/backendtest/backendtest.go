@@ -433,9 +433,10 @@ func grant(t *testing.T, b srl.Backend, key string, defaults ...srl.Limit) time.
 	return before.Add(r.Wait)
 }
 
-// mostIn returns the most grants in any interval [s, s+d) starting at
-// from or at a grant at or after it.
-func mostIn(grants []time.Time, from time.Time, d time.Duration) int {
+// MostIn returns the most grants in any interval [s, s+d) starting at
+// from or at a grant at or after it: the check that no window of length d
+// holds more than a limit.
+func MostIn(grants []time.Time, from time.Time, d time.Duration) int {
 	most := 0
 	starts := []time.Time{from}
 	for _, g := range grants {
@@ -474,8 +475,8 @@ func testBlockKeepsReservations(t *testing.T, b srl.Backend, key string) {
 		grants = append(grants, grant(t, b, key, lim))
 	}
 	near(t, span(lim)+5*step, grants[15].Sub(start), "after the booked slots")
-	assert.LessOrEqual(t, mostIn(grants, blockEnd, lim.Window), 10, "an hour from the block's end holds at most the limit")
-	assert.LessOrEqual(t, mostIn(grants, start, lim.Window), 10, "any hour holds at most the limit")
+	assert.LessOrEqual(t, MostIn(grants, blockEnd, lim.Window), 10, "an hour from the block's end holds at most the limit")
+	assert.LessOrEqual(t, MostIn(grants, start, lim.Window), 10, "any hour holds at most the limit")
 }
 
 // testSentBeforeWindow: a response to a request sent before the current
@@ -516,5 +517,5 @@ func testDefaultsHandover(t *testing.T, b srl.Backend, key string) {
 	}
 	near(t, span(def)+5*step, grants[15].Sub(start), "the next slot comes after the booked ones")
 	near(t, 2*span(def), grants[20].Sub(start), "then the window after")
-	assert.LessOrEqual(t, mostIn(grants, start, server.Window), 10, "any hour holds at most the limit")
+	assert.LessOrEqual(t, MostIn(grants, start, server.Window), 10, "any hour holds at most the limit")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend/backendtest"
 	"github.com/smartratelimit/smartratelimit/backend/memory"
 	"github.com/smartratelimit/smartratelimit/internal/clock"
 )
@@ -480,27 +481,6 @@ func grantsAt(t *testing.T, b *memory.Backend, fc *clock.Fake, key string, n int
 	return at
 }
 
-// maxIn returns the most grants in any interval [s, s+d) starting at from
-// or at a grant at or after it.
-func maxIn(grants []time.Time, from time.Time, d time.Duration) int {
-	most := 0
-	starts := []time.Time{from}
-	for _, g := range grants {
-		if !g.Before(from) {
-			starts = append(starts, g)
-		}
-	}
-	for _, s := range starts {
-		n := 0
-		for _, g := range grants {
-			if !g.Before(s) && g.Before(s.Add(d)) {
-				n++
-			}
-		}
-		most = max(most, n)
-	}
-	return most
-}
 
 // TestBlockKeepsReservations is the case from review: a block ending
 // inside a window that already holds reservations used to restart that
@@ -522,8 +502,8 @@ func TestBlockKeepsReservations(t *testing.T) {
 	assert.Equal(t, t0.Add(2*span), more[5], "then the window after")
 	grants = append(grants, more...)
 	blockEnd := t0.Add(70 * time.Second)
-	assert.Equal(t, 10, maxIn(grants, blockEnd, time.Minute), "no minute from the block's end on holds more than 10")
-	assert.LessOrEqual(t, maxIn(grants, t0, time.Minute), 10)
+	assert.Equal(t, 10, backendtest.MostIn(grants, blockEnd, time.Minute), "no minute from the block's end on holds more than 10")
+	assert.LessOrEqual(t, backendtest.MostIn(grants, t0, time.Minute), 10)
 }
 
 // TestReportsSentBeforeTheWindowAreIgnored: a response to a request sent
@@ -616,7 +596,7 @@ func TestLearnedLimitInheritsTheDefaultsWindow(t *testing.T) {
 	more := grantsAt(t, b, fc, key, 6, perSec, perMin)
 	assert.Equal(t, t0.Add(span+5*step), more[0], "after the booked slots")
 	assert.Equal(t, t0.Add(2*span), more[5])
-	assert.LessOrEqual(t, maxIn(append(grants, more...), t0, time.Minute), 10)
+	assert.LessOrEqual(t, backendtest.MostIn(append(grants, more...), t0, time.Minute), 10)
 
 	// A learned limit of another window starts on the server's window.
 	k2 := key + "/other"
