@@ -481,7 +481,6 @@ func grantsAt(t *testing.T, b *memory.Backend, fc *clock.Fake, key string, n int
 	return at
 }
 
-
 // TestBlockKeepsReservations is the case from review: a block ending
 // inside a window that already holds reservations used to restart that
 // window and forget them, letting 13 requests into [70s, 130s).
