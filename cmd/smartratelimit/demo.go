@@ -49,7 +49,8 @@ type demoFlags struct {
 	storage     string
 	json        bool
 	procs       int
-	target      string // an API already running (worker processes use the parent's)
+	target      string    // an API already running (worker processes use the parent's)
+	startAt     time.Time // send nothing before this (worker processes start together)
 }
 
 // parseRate parses "20/1s", "100/1m", "5000/1h" or "20" (per second).
@@ -89,6 +90,8 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, int) {
 	fs.BoolVar(&f.json, "json", false, "print one JSON object on stdout instead of a summary")
 	fs.IntVar(&f.procs, "procs", 1, "client processes sharing one limit (needs shared --storage)")
 	fs.StringVar(&f.target, "target", "", "drive this base URL instead of starting the local test API")
+	var startAt string
+	fs.StringVar(&startAt, "start-at", "", "send the first request at this RFC 3339 time, after setting up (for processes that start together)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: smartratelimit demo [flags]\n\nStarts a local rate-limited API and drives it through a limited resty client.\nWith --headers none or retry-after the client cannot learn the limit, so its\ndefault limits are set to --limit.\n\nflags:")
 		fs.PrintDefaults()
@@ -111,6 +114,12 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, int) {
 		}
 	}
 	var err error
+	if startAt != "" {
+		if f.startAt, err = time.Parse(time.RFC3339Nano, startAt); err != nil {
+			fmt.Fprintf(stderr, "smartratelimit demo: bad --start-at %q: want an RFC 3339 time\n", startAt)
+			return f, 2
+		}
+	}
 	if f.limit, err = parseRate(limit); err != nil {
 		fmt.Fprintln(stderr, "smartratelimit demo:", err)
 		return f, 2
@@ -184,7 +193,9 @@ func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Se
 		err error
 	}
 	results := make(chan out, f.procs)
-	start := time.Now()
+	// Every worker sets up (starts, connects, migrates) first and sends
+	// its first request at the same instant.
+	start := time.Now().Add(2 * time.Second)
 	for i := range f.procs {
 		share := f.requests / f.procs
 		if i < f.requests%f.procs {
@@ -194,7 +205,8 @@ func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Se
 		// environment, not the command line other users can read.
 		args := []string{"demo", "--target", target, "--storage", "env:" + storageEnv, "--json",
 			"--requests", strconv.Itoa(share), "--concurrency", strconv.Itoa(f.concurrency),
-			"--limit", fmt.Sprintf("%g/%v", f.limit.Limit, f.limit.Window), "--headers", string(f.style)}
+			"--limit", fmt.Sprintf("%g/%v", f.limit.Limit, f.limit.Window), "--headers", string(f.style),
+			"--start-at", start.Format(time.RFC3339Nano)}
 		go func() {
 			cmd := exec.CommandContext(ctx, exe, args...)
 			cmd.Env = append(os.Environ(), storageEnv+"="+f.storage)
@@ -292,6 +304,15 @@ func drive(ctx context.Context, f demoFlags, target string, report progress) (de
 	defer lim.Close()
 	client.SetBaseURL(target)
 
+	if !f.startAt.IsZero() {
+		t := time.NewTimer(time.Until(f.startAt))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return demoResult{}, ctx.Err()
+		}
+	}
 	var next, ok, throttled, failed atomic.Int64
 	start := time.Now()
 	done := make(chan struct{})

@@ -71,7 +71,9 @@ func TestMultiProcessSharesOneLimit(t *testing.T) {
 			srv, err := testapi.NewServer(testapi.Config{Limit: limit, Window: time.Second, Style: style})
 			require.NoError(t, err)
 			t.Cleanup(srv.Close)
-			start := time.Now()
+			// The workers set up (start, connect, migrate) and then send
+			// their first requests together, as services already running do.
+			start := time.Now().Add(3 * time.Second)
 			var wg sync.WaitGroup
 			results := make([]demoResult, procs)
 			for i := range procs {
@@ -79,7 +81,8 @@ func TestMultiProcessSharesOneLimit(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					cmd := exec.Command(bin, "demo", "--target", srv.URL, "--storage", storage, "--json",
-						"--requests", fmt.Sprint(perProc), "--concurrency", "8", "--limit", "20/1s", "--headers", string(style))
+						"--requests", fmt.Sprint(perProc), "--concurrency", "8", "--limit", "20/1s", "--headers", string(style),
+						"--start-at", start.Format(time.RFC3339Nano))
 					var stdout, stderr bytes.Buffer
 					cmd.Stdout, cmd.Stderr = &stdout, &stderr
 					assert.NoError(t, cmd.Run(), "worker %d: %s", i, stderr.String())
