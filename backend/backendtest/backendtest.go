@@ -7,11 +7,6 @@
 // time the test takes cannot change a decision) except where a window has
 // to end during the test, where it uses windows of about a second. Waits
 // are expected on each limit's Span (an hour is enforced as 3603.62s).
-//
-// Limits learned from a server's headers are aligned with the server's
-// windows: their current window grants at once. Defaults and overrides
-// (phase unknown) are paced in the current window too, span/limit apart.
-// Cases about bursts therefore teach the backend the limit first ([learn]).
 package backendtest
 
 import (
@@ -72,10 +67,6 @@ var cases = []struct {
 	{"a block inside reservations never exceeds the limit", testBlockKeepsReservations},
 	{"reports sent before the current window are ignored", testSentBeforeWindow},
 	{"learned limits keep the slots booked under the defaults", testDefaultsHandover},
-	{"defaults are paced in the current window", testDefaultsPaced},
-	{"overrides are paced in the current window", testOverridePaced},
-	{"goroutine storm on defaults is paced", testDefaultsStorm},
-	{"learned limits burst in the current window", testLearnedBurst},
 }
 
 // span returns lim's enforced window length as a Duration.
@@ -90,18 +81,6 @@ func acquire(t *testing.T, b srl.Backend, key string, maxWait time.Duration, def
 	return r
 }
 
-// learn teaches the backend limits as a server's headers would: each
-// aligned, full, in a window that starts now (it resets one Span from now,
-// so waits keep the Span's grid). Acquiring then needs no defaults.
-func learn(t *testing.T, b srl.Backend, key string, lims ...srl.Limit) {
-	t.Helper()
-	var qs []srl.QuotaUpdate
-	for _, lim := range lims {
-		qs = append(qs, srl.QuotaUpdate{Limit: lim, Remaining: lim.Limit, HasRemaining: true, ResetIn: span(lim), HasReset: true})
-	}
-	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: qs}))
-}
-
 func near(t *testing.T, want, got time.Duration, msg string) {
 	t.Helper()
 	assert.InDelta(t, want.Seconds(), got.Seconds(), slack.Seconds(), "%s: want about %v, got %v", msg, want, got)
@@ -109,14 +88,13 @@ func near(t *testing.T, want, got time.Duration, msg string) {
 
 func testImmediate(t *testing.T, b srl.Backend, key string) {
 	lim := srl.Every(5, time.Hour)
-	learn(t, b, key, lim)
 	for i := range 5 {
-		r := acquire(t, b, key, 0)
+		r := acquire(t, b, key, 0, lim)
 		require.True(t, r.OK, "request %d", i)
 		assert.Zero(t, r.Wait, "request %d", i)
 		assert.Equal(t, uint64(i+1), r.Seq)
 	}
-	r := acquire(t, b, key, 0)
+	r := acquire(t, b, key, 0, lim)
 	assert.False(t, r.OK, "the sixth request must be refused")
 	near(t, span(lim), r.Wait, "refused wait")
 	assert.True(t, r.Limit.Same(lim), "binding limit %v", r.Limit)
@@ -125,13 +103,12 @@ func testImmediate(t *testing.T, b srl.Backend, key string) {
 
 func testPaced(t *testing.T, b srl.Backend, key string) {
 	lim := srl.Every(10, time.Hour)
-	learn(t, b, key, lim)
 	for range 10 {
-		require.Zero(t, acquire(t, b, key, srl.Forever).Wait)
+		require.Zero(t, acquire(t, b, key, srl.Forever, lim).Wait)
 	}
 	var waits []time.Duration
 	for range 10 {
-		r := acquire(t, b, key, srl.Forever)
+		r := acquire(t, b, key, srl.Forever, lim)
 		require.True(t, r.OK)
 		waits = append(waits, r.Wait)
 	}
@@ -139,16 +116,15 @@ func testPaced(t *testing.T, b srl.Backend, key string) {
 		near(t, span(lim)+time.Duration(j)*span(lim)/10, w, fmt.Sprintf("slot %d", j))
 	}
 	// The 21st request goes to the start of the window after.
-	near(t, 2*span(lim), acquire(t, b, key, srl.Forever).Wait, "first slot of the third window")
+	near(t, 2*span(lim), acquire(t, b, key, srl.Forever, lim).Wait, "first slot of the third window")
 }
 
 func testRefusedReservesNothing(t *testing.T, b srl.Backend, key string) {
 	lim := srl.Every(2, time.Hour)
-	learn(t, b, key, lim)
-	require.True(t, acquire(t, b, key, 0).OK)
-	require.True(t, acquire(t, b, key, 0).OK)
+	acquire(t, b, key, 0, lim)
+	acquire(t, b, key, 0, lim)
 	for range 5 {
-		r := acquire(t, b, key, time.Minute)
+		r := acquire(t, b, key, time.Minute, lim)
 		require.False(t, r.OK)
 	}
 	st, err := b.Status(bg, key)
@@ -157,12 +133,11 @@ func testRefusedReservesNothing(t *testing.T, b srl.Backend, key string) {
 	assert.Zero(t, st.Limits[0].Remaining)
 	assert.Zero(t, st.Limits[0].Reserved, "refused requests must not reserve")
 	assert.Equal(t, uint64(2), st.Seq)
-	near(t, span(lim), acquire(t, b, key, srl.Forever).Wait, "first slot after refusals")
+	near(t, span(lim), acquire(t, b, key, srl.Forever, lim).Wait, "first slot after refusals")
 }
 
 func testStorm(t *testing.T, b srl.Backend, key string) {
 	lim := srl.Every(50, time.Hour)
-	learn(t, b, key, lim)
 	var ok atomic.Int64
 	var wg sync.WaitGroup
 	for range 64 {
@@ -170,7 +145,7 @@ func testStorm(t *testing.T, b srl.Backend, key string) {
 		go func() {
 			defer wg.Done()
 			for range 4 {
-				r, err := b.Acquire(bg, srl.AcquireRequest{Key: key})
+				r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{lim}})
 				if assert.NoError(t, err) && r.OK {
 					ok.Add(1)
 				}
@@ -183,15 +158,14 @@ func testStorm(t *testing.T, b srl.Backend, key string) {
 
 func testSeveralLimits(t *testing.T, b srl.Backend, key string) {
 	perHour, perDay := srl.Every(3, time.Hour), srl.Every(4, 24*time.Hour)
-	learn(t, b, key, perHour, perDay)
 	for range 3 {
-		require.Zero(t, acquire(t, b, key, 0).Wait)
+		require.Zero(t, acquire(t, b, key, 0, perHour, perDay).Wait)
 	}
-	r := acquire(t, b, key, srl.Forever)
+	r := acquire(t, b, key, srl.Forever, perHour, perDay)
 	require.True(t, r.OK)
 	near(t, span(perHour), r.Wait, "per-hour limit binds")
 	assert.True(t, r.Limit.Same(perHour))
-	r = acquire(t, b, key, srl.Forever)
+	r = acquire(t, b, key, srl.Forever, perHour, perDay)
 	near(t, span(perDay), r.Wait, "per-day limit binds")
 	assert.True(t, r.Limit.Same(perDay))
 }
@@ -372,15 +346,11 @@ func testTokenCost(t *testing.T, b srl.Backend, key string) {
 }
 
 func testOverride(t *testing.T, b srl.Backend, key string) {
-	// Overrides are paced (span/limit apart): the override's step (20m),
-	// not the defaults' (36s), decides.
-	def, o := srl.Every(100, time.Hour), srl.Every(3, time.Hour)
-	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{o}))
+	def := srl.Every(100, time.Hour)
+	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{srl.Every(2, time.Hour)}))
 	assert.True(t, acquire(t, b, key, 0, def).OK)
-	r := acquire(t, b, key, 0, def)
-	assert.False(t, r.OK)
-	near(t, span(o)/3, r.Wait, "the override's second slot")
-	assert.True(t, r.Limit.Same(o), "binding limit %v", r.Limit)
+	assert.True(t, acquire(t, b, key, 0, def).OK)
+	assert.False(t, acquire(t, b, key, 0, def).OK)
 	st, err := b.Status(bg, key)
 	require.NoError(t, err)
 	require.Len(t, st.Limits, 1)
@@ -548,110 +518,4 @@ func testDefaultsHandover(t *testing.T, b srl.Backend, key string) {
 	near(t, span(def)+5*step, grants[15].Sub(start), "the next slot comes after the booked ones")
 	near(t, 2*span(def), grants[20].Sub(start), "then the window after")
 	assert.LessOrEqual(t, MostIn(grants, start, server.Window), 10, "any hour holds at most the limit")
-}
-
-// testDefaultsPaced: defaults (phase unknown) are paced in the current
-// window too: slots span/limit apart from the first, none at once.
-func testDefaultsPaced(t *testing.T, b srl.Backend, key string) {
-	def := srl.Every(5, time.Hour)
-	step := span(def) / 5
-	for j := range 7 {
-		r := acquire(t, b, key, srl.Forever, def)
-		require.True(t, r.OK, "request %d", j)
-		near(t, time.Duration(j)*step, r.Wait, fmt.Sprintf("slot %d", j))
-		assert.Equal(t, uint64(j+1), r.Seq)
-	}
-	k2 := key + "/failfast"
-	assert.True(t, acquire(t, b, k2, 0, def).OK)
-	for range 3 {
-		r := acquire(t, b, k2, 0, def)
-		require.False(t, r.OK, "only the first is granted at once")
-		near(t, step, r.Wait, "the second slot")
-		assert.True(t, r.Limit.Same(def), "binding limit %v", r.Limit)
-		assert.False(t, r.Blocked)
-	}
-	st, err := b.Status(bg, k2)
-	require.NoError(t, err)
-	assert.Equal(t, uint64(1), st.Seq, "refused requests reserve nothing")
-}
-
-// testOverridePaced: overrides are paced like the defaults. (Only the
-// first limit-1 slots are checked: the override's window starts at
-// SetLimits, and the paced fraction of the instants before the first
-// Acquire may push the window's last slot into the next window.)
-func testOverridePaced(t *testing.T, b srl.Backend, key string) {
-	o := srl.Limit{Name: "o", Limit: 5, Window: time.Hour}
-	step := span(o) / 5
-	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{o}))
-	for j := range 4 {
-		r := acquire(t, b, key, srl.Forever, srl.Every(1000, time.Hour))
-		require.True(t, r.OK, "request %d", j)
-		near(t, time.Duration(j)*step, r.Wait, fmt.Sprintf("slot %d", j))
-	}
-	k2 := key + "/failfast"
-	require.NoError(t, b.SetLimits(bg, k2, []srl.Limit{o}))
-	assert.True(t, acquire(t, b, k2, 0).OK)
-	for range 3 {
-		r := acquire(t, b, k2, 0)
-		require.False(t, r.OK, "only the first is granted at once")
-		near(t, step, r.Wait, "the second slot")
-		assert.True(t, r.Limit.Same(o), "binding limit %v", r.Limit)
-	}
-}
-
-// testDefaultsStorm: concurrent waiters on defaults get slots at least
-// span/limit apart, so no hour, wherever it starts, holds more than the
-// limit.
-func testDefaultsStorm(t *testing.T, b srl.Backend, key string) {
-	const limit, workers, each = 20, 8, 5
-	lim := srl.Every(limit, time.Hour)
-	var mu sync.Mutex
-	var slots []time.Time
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				before := time.Now()
-				r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{lim}, MaxWait: srl.Forever})
-				if !assert.NoError(t, err) || !assert.True(t, r.OK) {
-					return
-				}
-				mu.Lock()
-				slots = append(slots, before.Add(r.Wait))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	require.Len(t, slots, workers*each)
-	slices.SortFunc(slots, func(a, b time.Time) int { return a.Compare(b) })
-	step := span(lim) / limit
-	for i := 1; i < len(slots); i++ {
-		assert.GreaterOrEqual(t, slots[i].Sub(slots[i-1]), step-slack, "slots %d and %d", i-1, i)
-	}
-	near(t, time.Duration(len(slots)-1)*step, slots[len(slots)-1].Sub(slots[0]), "the last slot")
-	assert.LessOrEqual(t, MostIn(slots, slots[0], lim.Window), limit, "any hour holds at most the limit")
-}
-
-// testLearnedBurst: a limit learned from headers (aligned with the
-// server's window) grants its current window at once, even with defaults
-// given; the next window is paced from its start.
-func testLearnedBurst(t *testing.T, b srl.Backend, key string) {
-	server := srl.Limit{Name: "q", Limit: 5, Window: time.Hour}
-	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 5, 30*time.Minute)}})
-	def := srl.Every(5, time.Hour)
-	for i := range 5 {
-		r := acquire(t, b, key, 0, def)
-		require.True(t, r.OK, "request %d", i)
-		assert.Zero(t, r.Wait, "request %d", i)
-	}
-	r := acquire(t, b, key, 0, def)
-	require.False(t, r.OK)
-	assert.True(t, r.Limit.Same(server), "binding limit %v", r.Limit)
-	near(t, 30*time.Minute, r.Wait, "the server's reset")
-	for j := range 3 {
-		near(t, 30*time.Minute+time.Duration(j)*span(server)/5, acquire(t, b, key, srl.Forever, def).Wait, fmt.Sprintf("slot %d of the next window", j))
-	}
 }

@@ -68,27 +68,13 @@ func ms(v ...int) []time.Duration {
 // The timelines below run on each limit's Span: a second is enforced as
 // 1.021s (20ms + 1ms margin), a minute as 60.08s, an hour as 3603.62s.
 
-// learn teaches b lim as a server's headers would (aligned, full, a
-// window starting now): its current window grants at once.
-func learn(t *testing.T, b *memory.Backend, key string, lims ...srl.Limit) {
-	t.Helper()
-	var qs []srl.QuotaUpdate
-	for _, l := range lims {
-		qs = append(qs, srl.QuotaUpdate{Limit: l, Remaining: l.Limit, HasRemaining: true, ResetIn: time.Duration(l.Span()), HasReset: true})
-	}
-	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: qs}))
-}
-
-// TestReservationsArePaced: a learned (aligned) limit grants its current
-// window at once and paces the future windows.
 func TestReservationsArePaced(t *testing.T) {
 	b, fc := newFake(t)
 	const key = "https://paced.example:443"
 	lim := srl.PerSecond(4)
 	span := time.Duration(lim.Span())
 	require.Equal(t, 1021*time.Millisecond, span)
-	step := span / 4 // 255.25ms
-	learn(t, b, key, lim)
+	step := span / 4 // 252.75ms
 
 	// t=0: four at once, then paced slots of the next window (span/4 apart),
 	// then the window after.
@@ -96,7 +82,7 @@ func TestReservationsArePaced(t *testing.T) {
 	st := status(t, b, key)
 	assert.Equal(t, uint64(9), st.Seq)
 	require.Len(t, st.Limits, 1)
-	assert.Equal(t, srl.SourceHeaders, st.Limits[0].Source)
+	assert.Equal(t, srl.SourceDefaults, st.Limits[0].Source)
 	assert.Zero(t, st.Limits[0].Remaining)
 	assert.Equal(t, 5.0, st.Limits[0].Reserved, "four in [span,2span) and one in [2span,3span)")
 	assert.Equal(t, t0.Add(span), st.Limits[0].ResetAt)
@@ -135,34 +121,6 @@ func TestReservationsArePaced(t *testing.T) {
 	assert.Equal(t, t0.Add(span+2500*time.Millisecond), st.LastUsed)
 }
 
-// TestDefaultsArePaced: defaults (phase unknown) are paced in the current
-// window too, span/limit apart, catching up after idle time.
-func TestDefaultsArePaced(t *testing.T) {
-	b, fc := newFake(t)
-	const key = "https://defaults-paced.example:443"
-	lim := srl.PerSecond(4)
-	span := time.Duration(lim.Span())
-	step := span / 4 // 255.25ms
-
-	assert.Equal(t, []time.Duration{0, step, 2 * step, 3 * step, span, span + step}, waits(t, b, key, 6, lim))
-	r := acquire(t, b, key+"/failfast", 0, lim)
-	assert.True(t, r.OK)
-	for range 2 {
-		r = acquire(t, b, key+"/failfast", 0, lim)
-		assert.False(t, r.OK, "only the first goes at once")
-		assert.Equal(t, step, r.Wait)
-		assert.True(t, r.Limit.Same(lim))
-	}
-
-	// Idle until slot 2 of the window: the slots before it count as spent
-	// (slot 1 is not given back), so the next request goes now, the one
-	// after a step later, and the next to the following window.
-	k2 := key + "/catch-up"
-	require.Equal(t, []time.Duration{0}, waits(t, b, k2, 1, lim))
-	fc.Set(t0.Add(2 * step))
-	assert.Equal(t, []time.Duration{0, step, 2 * step}, waits(t, b, k2, 3, lim))
-}
-
 func TestCostsAndTokenLimits(t *testing.T) {
 	b, _ := newFake(t)
 	const key = "https://tokens.example:443"
@@ -187,16 +145,11 @@ func TestCostsAndTokenLimits(t *testing.T) {
 	assert.ErrorIs(t, err, srl.ErrCostExceedsLimit)
 }
 
-// TestDefaultsAllEnforced: every limit of a key applies. The timeline
-// where each limit binds in turn needs bursts, so it runs on the three
-// limits learned (aligned); as defaults they are paced and the limit with
-// the longest step (span/limit) binds from the second request on.
 func TestDefaultsAllEnforced(t *testing.T) {
 	b, fc := newFake(t)
 	const key = "https://three-limits.example:443"
 	perSec, perMin, perHour := srl.PerSecond(2), srl.PerMinute(5), srl.PerHour(7)
 	defs := []srl.Limit{perSec, perMin, perHour}
-	learn(t, b, key, defs...)
 	type step struct {
 		at       time.Duration // since t0
 		ok       bool
@@ -229,7 +182,7 @@ func TestDefaultsAllEnforced(t *testing.T) {
 	require.Len(t, st.Limits, 3)
 	want := map[string]float64{"1s": 0, "1m0s": 3, "1h0m0s": 0}
 	for _, l := range st.Limits {
-		assert.Equal(t, srl.SourceHeaders, l.Source)
+		assert.Equal(t, srl.SourceDefaults, l.Source)
 		assert.Equal(t, want[l.Name], l.Remaining, l.Name)
 	}
 
@@ -242,39 +195,20 @@ func TestDefaultsAllEnforced(t *testing.T) {
 	got := waits(t, b, key, 2, defs...)
 	assert.Equal(t, []time.Duration{h1 - m1, h1 + h1/7 - m1}, got)
 
-	// As defaults: paced, the hour's step (h1/7 = 514.8s) binds.
-	fc.Set(t0)
-	k2 := key + "/defaults"
-	assert.Equal(t, []time.Duration{0, h1 / 7, 2 * h1 / 7}, waits(t, b, k2, 3, defs...))
-	r := acquire(t, b, k2, 0, defs...)
-	assert.False(t, r.OK)
-	assert.Equal(t, 3*h1/7, r.Wait)
-	assert.Equal(t, "1h0m0s", r.Limit.Name)
-	st = status(t, b, k2)
-	require.Len(t, st.Limits, 3)
-	for _, l := range st.Limits {
-		assert.Equal(t, srl.SourceDefaults, l.Source)
-	}
 }
 
 func TestChangedDefaultsKeepSameNamedWindows(t *testing.T) {
 	b, _ := newFake(t)
 	const key = "https://defaults-change.example:443"
-	m1 := time.Duration(srl.PerMinute(1).Span()) // 60.08s
 	assert.True(t, acquire(t, b, key, 0, srl.PerMinute(1)).OK)
-	r := acquire(t, b, key, 0, srl.PerMinute(1))
-	assert.False(t, r.OK)
-	assert.Equal(t, m1, r.Wait)
+	assert.False(t, acquire(t, b, key, 0, srl.PerMinute(1)).OK)
 	// A default with the same name ("1m0s") keeps its window and count:
-	// one of two used, so the second is paced to half the window (a new
-	// window would grant it at once).
-	r = acquire(t, b, key, 0, srl.PerMinute(2))
-	assert.False(t, r.OK)
-	assert.Equal(t, m1/2, r.Wait)
+	// one of two used.
+	assert.True(t, acquire(t, b, key, 0, srl.PerMinute(2)).OK)
 	st := status(t, b, key)
 	require.Len(t, st.Limits, 1)
 	assert.Equal(t, 2.0, st.Limits[0].Limit.Limit)
-	assert.Equal(t, 1.0, st.Limits[0].Remaining)
+	assert.Equal(t, 0.0, st.Limits[0].Remaining)
 	// A default with another name is another limit: its window starts now.
 	assert.True(t, acquire(t, b, key, 0, srl.Every(1, 30*time.Second)).OK)
 }
@@ -730,10 +664,7 @@ func TestChangingDefaultsKeepsSameNamedWindows(t *testing.T) {
 			granted++
 		}
 	}
-	// Defaults are paced: after the first grant the shared "1h0m0s" window
-	// holds one, so the next slot is 20 or 30 minutes away, whichever
-	// default asks (new windows on each change would grant all ten).
-	assert.Equal(t, 1, granted, "the window carries over: only the first at once")
+	assert.Equal(t, 3, granted, "at most the larger default per hour")
 	_, err = memory.New(memory.WithLogger(nil))
 	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
 }
