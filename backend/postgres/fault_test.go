@@ -70,7 +70,6 @@ func TestUnreachableFailOpen(t *testing.T) {
 	defer b.Close()
 	assert.True(t, b.Degraded())
 	lim := srl.Every(2, time.Hour)
-	learn(t, b, "k", lim) // aligned: its current window grants at once
 	for i := range 3 {
 		r, err := b.Acquire(ctx, req("k", 0, lim))
 		require.NoError(t, err)
@@ -98,7 +97,6 @@ func TestUnreachableFailOpenByDefault(t *testing.T) {
 	_, isMemory := b.fallback.(*memory.Backend)
 	assert.True(t, isMemory, "the default fallback is backend/memory")
 	lim := srl.Every(2, time.Hour)
-	learn(t, b, "k", lim) // aligned: its current window grants at once
 	for i := range 3 {
 		r, err := b.Acquire(ctx, req("k", 0, lim))
 		require.NoError(t, err)
@@ -202,7 +200,6 @@ func TestFailOpenAndRecover(t *testing.T) {
 	require.True(t, r.OK)
 
 	p.Stop()
-	learn(t, b, "k", lim) // served by the fallback; aligned: grants at once
 	for range 20 {
 		r, err := b.Acquire(ctx, req("k", 0, lim))
 		require.NoError(t, err, "served by the fallback")

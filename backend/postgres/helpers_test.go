@@ -32,19 +32,3 @@ func ctxT(t testing.TB) context.Context {
 func req(key string, maxWait time.Duration, defaults ...smartratelimit.Limit) smartratelimit.AcquireRequest {
 	return smartratelimit.AcquireRequest{Key: key, Defaults: defaults, MaxWait: maxWait}
 }
-
-// learn teaches b limits as a server's headers would (each full, in a
-// window starting now): learned limits are aligned with the server's
-// windows and grant their current window at once, where defaults and
-// overrides are paced. Acquiring then needs no defaults.
-func learn(t testing.TB, b smartratelimit.Backend, key string, lims ...smartratelimit.Limit) {
-	t.Helper()
-	var qs []smartratelimit.QuotaUpdate
-	for _, l := range lims {
-		qs = append(qs, smartratelimit.QuotaUpdate{Limit: l, Remaining: l.Limit, HasRemaining: true,
-			ResetIn: time.Duration(l.Span()), HasReset: true})
-	}
-	if err := b.Observe(context.Background(), key, smartratelimit.Update{Quotas: qs}); err != nil {
-		t.Fatalf("Observe: %v", err)
-	}
-}
