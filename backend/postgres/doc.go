@@ -26,9 +26,8 @@
 // works behind PgBouncer in transaction mode) that locks the key's row,
 // runs the arithmetic of [smartratelimit.Window] for every limit on the
 // database clock, and writes the row back: reservations are handed out in
-// order across processes, paced inside future windows (and in the current
-// one too for defaults and overrides, whose windows are not aligned with
-// the server's), and never exceed a limit. Observe is one call too. Serialization failures and deadlocks are
+// order across processes, paced inside future windows, and never exceed a
+// limit. Observe is one call too. Serialization failures and deadlocks are
 // retried, and so is a call on a connection that was lost (a server
 // restart, pg_terminate_backend). Idle rows (unused for [WithIdleTTL], not
 // blocked, holding no reservation and no override, every window over) are

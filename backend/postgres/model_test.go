@@ -39,9 +39,7 @@ func setNow(t *testing.T, b *Backend, ns int64) {
 // lagging future windows (several limits and blocks push requests later),
 // blocks while reservations are outstanding, reports with SentAgo, and
 // the handover from defaults to learned limits of the same window (keys
-// are cleared now and then so that it happens again), overrides set and
-// replaced, limits aligned with the server's windows (learned) and not
-// (defaults, overrides: paced in the current window too), and cancelled
+// are cleared now and then so that it happens again), and cancelled
 // reservations (mostly the key's latest grant, which is taken back, and
 // now and then an older one, which is not). Windows reported shorter than
 // the real one (inferred from a reset) must not shorten a learned limit.
@@ -69,19 +67,6 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 		{Name: "t", Dimension: srl.DimTokens, Limit: 100, Window: 20 * time.Second},
 		{Name: "m", Dimension: srl.DimRequests, Limit: 7, Window: time.Minute},
 	}
-	// Override sets, each of names of its own (none a default's): the
-	// backends differ on purpose where an override replaces a default or
-	// an override of the same name and dimension (PostgreSQL keeps its
-	// window, memory starts a new one) or is removed (memory's defaults
-	// come back with their windows, PostgreSQL's anew), so the timeline
-	// only ever replaces an override by one of other names. Some share
-	// a name with a server's limit, which stays apart.
-	overrides := [][]srl.Limit{
-		{srl.Every(2, 4*time.Second)},
-		{srl.Every(3, 7*time.Second), {Name: "otok", Dimension: srl.DimTokens, Limit: 80, Window: 20 * time.Second}},
-		{{Name: "q", Dimension: srl.DimRequests, Limit: 3, Window: 10 * time.Second}, srl.Every(6, 45*time.Second)},
-	}
-	override := map[string]int{} // the override set of each key, plus 1 (0: none)
 	seqs := map[string][]uint64{}
 	sent := map[string][]int64{} // send instants of the granted requests
 	// grants are the granted reservations of each key (memory's and
@@ -91,7 +76,7 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 		costs   []srl.Cost
 	}
 	grants := map[string][]grant{}
-	cancels, sets := 0, 0
+	cancels := 0
 	for step := range 4000 {
 		key := keys[rng.IntN(len(keys))]
 		var what string
@@ -135,24 +120,11 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 				got.At = want.At
 			}
 			require.Equal(t, want, got, "step %d %s", step, what)
-		case op < 9 && rng.IntN(12) == 0:
-			// Overrides (not aligned, as the defaults) instead of the
-			// current ones.
-			o := rng.IntN(len(overrides))
-			if o+1 == override[key] {
-				o = (o + 1) % len(overrides)
-			}
-			override[key] = o + 1
-			ls := overrides[o]
-			what = fmt.Sprintf("set limits %s %+v", key, ls)
-			require.NoError(t, b.SetLimits(ctx, key, ls), what)
-			require.NoError(t, m.SetLimits(ctx, key, ls), what)
-			sets++
 		case op < 9 && rng.IntN(40) == 0:
 			what = "clear " + key
 			require.NoError(t, b.Clear(ctx, key))
 			require.NoError(t, m.Clear(ctx, key))
-			seqs[key], sent[key], grants[key], override[key] = nil, nil, nil, 0
+			seqs[key], sent[key], grants[key] = nil, nil, nil
 		case op < 9:
 			var u srl.Update
 			for _, l := range server {
@@ -238,5 +210,5 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d cancels, %d overrides set", cancels, sets)
+	t.Logf("%d cancels", cancels)
 }

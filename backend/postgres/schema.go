@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 5
+const schemaVersion = 4
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -165,12 +165,6 @@ func (n *names) functions() []string {
 // on a loaded machine.
 func (n *names) ddlV4() []string { return n.functions() }
 
-// ddlV5 recreates the functions with limits not aligned with the server's
-// windows (defaults and overrides, src <> 1) paced in the current window
-// too, as smartratelimit.Window's Earliest and Take with aligned false: two
-// grants of such a limit are never closer than its window over its limit.
-func (n *names) ddlV5() []string { return n.functions() }
-
 // dropObserveV1 drops the observe function of version 1, whose signature
 // differs from the current one (CREATE OR REPLACE would add an overload).
 const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
@@ -308,9 +302,7 @@ LANGUAGE plpgsql AS`
 // acquireBody follows smartratelimit.Window: Earliest on every limit from
 // tmin = max(now, blocked_until, last_slot), then Take at the latest
 // answer on every limit, both on each limit's Span (win stretched by
-// least(20ms + win/1000, win/10)). Only learned limits (src = 1) are
-// aligned with the server's windows; the others are paced in the current
-// window too. at is the slot granted (0 when none).
+// least(10ms + win/1000, win/10)). at is the slot granted (0 when none).
 // A cost no window holds (code 1) still records the defaults and the use,
 // as the memory backend does.
 const acquireBody = `
@@ -359,10 +351,8 @@ const acquireBody = `
 			END IF;
 			v_fresh := false;
 			LOOP
-				-- A future window, or any window of a limit not aligned with the
-				-- server's (defaults, overrides: src <> 1), counts the slots
-				-- paced before tmin as spent.
-				IF (st > v_now OR v_src[i] <> 1) AND e > st THEN
+				-- A future window counts the slots paced before tmin as spent.
+				IF st > v_now AND e > st THEN
 					u := greatest(u, (e - st)::float8 / w::float8 * lm);
 				END IF;
 				EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
@@ -382,8 +372,7 @@ const acquireBody = `
 			WHERE id = v_id;
 			RETURN;
 		END IF;
-		IF st > v_now OR v_src[i] <> 1 THEN
-			-- The paced slot (an aligned limit's current window goes at tmin).
+		IF st > v_now THEN
 			st := greatest(st + trunc(u / lm * w::float8)::bigint, e);
 			IF st > wait THEN
 				wait := st; q := i;
@@ -410,7 +399,7 @@ const acquireBody = `
 			e := e + (st - e) / w * w;
 			u := 0;
 		END IF;
-		IF (e > v_now OR v_src[i] <> 1) AND st > e THEN
+		IF e > v_now AND st > e THEN
 			u := greatest(u, (st - e)::float8 / w::float8 * lm);
 		END IF;
 		u := u + nwu[i];
@@ -752,7 +741,6 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV2,
 	(*names).ddlV3,
 	(*names).ddlV4,
-	(*names).ddlV5,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
