@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -69,16 +70,7 @@ func TestUnreachableFailOpen(t *testing.T) {
 	require.NoError(t, err)
 	defer b.Close()
 	assert.True(t, b.Degraded())
-	lim := srl.Every(2, time.Hour)
-	for i := range 3 {
-		r, err := b.Acquire(ctx, req("k", 0, lim))
-		require.NoError(t, err)
-		assert.Equal(t, i < 2, r.OK, "the fallback enforces the limit")
-	}
-	st, err := b.Status(ctx, "k")
-	require.NoError(t, err)
-	assert.True(t, st.Degraded)
-	assert.Equal(t, 1, strings.Count(logs.String(), "unreachable"), "logged once: %s", logs.String())
+	assertDegradedFallback(t, ctx, b, &logs)
 	assert.NotContains(t, logs.String(), "s3cret")
 	assert.NotContains(t, logs.String(), "alice")
 }
@@ -96,16 +88,7 @@ func TestUnreachableFailOpenByDefault(t *testing.T) {
 	assert.True(t, b.Degraded())
 	_, isMemory := b.fallback.(*memory.Backend)
 	assert.True(t, isMemory, "the default fallback is backend/memory")
-	lim := srl.Every(2, time.Hour)
-	for i := range 3 {
-		r, err := b.Acquire(ctx, req("k", 0, lim))
-		require.NoError(t, err)
-		assert.Equal(t, i < 2, r.OK, "the fallback enforces the limit")
-	}
-	st, err := b.Status(ctx, "k")
-	require.NoError(t, err)
-	assert.True(t, st.Degraded)
-	assert.Equal(t, 1, strings.Count(logs.String(), "unreachable"), "logged once: %s", logs.String())
+	assertDegradedFallback(t, ctx, b, &logs)
 }
 
 // proxy forwards TCP connections to target until Stop, which also cuts
@@ -341,4 +324,21 @@ func TestDatabaseClock(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, r.Blocked)
 	assert.InDelta(t, 10, r.Wait.Seconds(), 1, "waits are relative, measured on the database clock")
+}
+
+// assertDegradedFallback checks a backend serving from its fallback: the
+// fallback enforces a limit, Status says degraded, and "unreachable" was
+// logged exactly once.
+func assertDegradedFallback(t *testing.T, ctx context.Context, b *Backend, logs *syncBuffer) {
+	t.Helper()
+	lim := srl.Every(2, time.Hour)
+	for i := range 3 {
+		r, err := b.Acquire(ctx, req("k", 0, lim))
+		require.NoError(t, err)
+		assert.Equal(t, i < 2, r.OK, "the fallback enforces the limit")
+	}
+	st, err := b.Status(ctx, "k")
+	require.NoError(t, err)
+	assert.True(t, st.Degraded)
+	assert.Equal(t, 1, strings.Count(logs.String(), "unreachable"), "logged once: %s", logs.String())
 }
