@@ -547,6 +547,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// parserFor returns the header parser of a host ("host" or "host:port" as
+// WithHostProfile names it): its profile's, or the limiter's.
+func (l *Limiter) parserFor(host string) *headerparse.Parser {
+	if p, ok := l.hostParser[host]; ok {
+		return p
+	}
+	return &l.parser
+}
+
 // learn applies a response's headers to its key, once per attempt.
 func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.Time) {
 	t, _ := ctx.Value(ticketKey{}).(*ticket)
@@ -559,11 +568,7 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 	} else if _, known := l.known.Load(t.key); !known {
 		defer l.learned(t.key)
 	}
-	p := &l.parser
-	if hp, ok := l.hostParser[t.host]; ok {
-		p = hp
-	}
-	obs := p.Parse(resp.StatusCode, resp.Header, received)
+	obs := l.parserFor(t.host).Parse(resp.StatusCode, resp.Header, received)
 	if obs.Empty() {
 		return
 	}

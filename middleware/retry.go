@@ -7,6 +7,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/headerparse"
 )
 
 // RetryCondition is a resty retry condition that retries rate-limit
@@ -21,7 +22,7 @@ func (l *Limiter) RetryCondition(r *resty.Response, err error) bool {
 	default:
 		return false
 	}
-	obs := l.parserFor(r.RawResponse.Request).Parse(r.StatusCode(), r.Header(), r.ReceivedAt())
+	obs := l.responseParser(r.RawResponse.Request).Parse(r.StatusCode(), r.Header(), r.ReceivedAt())
 	return obs.Limited
 }
 
@@ -35,7 +36,7 @@ func (l *Limiter) RetryAfter(_ *resty.Client, r *resty.Response) (time.Duration,
 	if r == nil || r.RawResponse == nil {
 		return 0, nil
 	}
-	obs := l.parserFor(r.RawResponse.Request).Parse(r.StatusCode(), r.Header(), r.ReceivedAt())
+	obs := l.responseParser(r.RawResponse.Request).Parse(r.StatusCode(), r.Header(), r.ReceivedAt())
 	u := l.update(&obs, r.ReceivedAt())
 	wait := u.BlockFor
 	if wait <= 0 {
@@ -68,14 +69,11 @@ func (l *Limiter) EnableRetries(c *resty.Client, n int) *resty.Client {
 		SetRetryAfter(l.RetryAfter)
 }
 
-func (l *Limiter) parserFor(req *http.Request) interface {
-	Parse(int, http.Header, time.Time) srl.Observation
-} {
+// responseParser returns the header parser for a response's host.
+func (l *Limiter) responseParser(req *http.Request) *headerparse.Parser {
 	if req != nil && l.hostParser != nil {
 		if u, err := fromURL(req.URL); err == nil {
-			if p, ok := l.hostParser[u.hostPort()]; ok {
-				return p
-			}
+			return l.parserFor(u.hostPort())
 		}
 	}
 	return &l.parser
