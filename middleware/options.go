@@ -58,11 +58,12 @@ func defaultConfig() config {
 			srl.PerMinute(DefaultPerMinute),
 			srl.PerHour(DefaultPerHour),
 		},
-		maxWait:        srl.Forever,
-		clock:          clock.Real,
-		logger:         slog.New(slog.DiscardHandler),
-		defaultBlock:   DefaultBlock,
-		observeTimeout: 5 * time.Second,
+		maxWait:         srl.Forever,
+		partitionSecret: defaultPartitionSecret,
+		clock:           clock.Real,
+		logger:          slog.New(slog.DiscardHandler),
+		defaultBlock:    DefaultBlock,
+		observeTimeout:  5 * time.Second,
 	}
 }
 

@@ -57,14 +57,6 @@ func waits(t *testing.T, b *memory.Backend, key string, n int, defaults ...srl.L
 	return got
 }
 
-func ms(v ...int) []time.Duration {
-	d := make([]time.Duration, len(v))
-	for i, x := range v {
-		d[i] = time.Duration(x) * time.Millisecond
-	}
-	return d
-}
-
 // The timelines below run on each limit's Span: a second is enforced as
 // 1.021s (20ms + 1ms margin), a minute as 60.08s, an hour as 3603.62s.
 
