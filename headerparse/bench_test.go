@@ -2,6 +2,7 @@ package headerparse
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -123,5 +124,22 @@ func TestParseAllocs(t *testing.T) {
 	got = Parse(200, githubResponse(), t0)
 	if len(got.Quotas) != 1 || got.Quotas[0].Name != "core" || got.Quotas[0].ResetIn.Value != 3000e9 {
 		t.Fatalf("github benchmark input parsed wrong: %+v", got.Quotas)
+	}
+}
+
+// ParseInto gives Parse's result and, with a buffer that has room,
+// allocates nothing.
+func TestParseIntoReusesTheBuffer(t *testing.T) {
+	for _, h := range []http.Header{githubResponse(), ietfResponse()} {
+		want := Parse(200, h, t0)
+		var o srl.Observation
+		var p Parser
+		p.ParseInto(&o, 200, h, t0)
+		if !reflect.DeepEqual(o, want) {
+			t.Fatalf("ParseInto = %+v, want %+v", o, want)
+		}
+		if n := testing.AllocsPerRun(100, func() { p.ParseInto(&o, 200, h, t0) }); n != 0 {
+			t.Fatalf("ParseInto allocates %v times per call with a buffer", n)
+		}
 	}
 }

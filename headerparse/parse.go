@@ -38,6 +38,16 @@ func Parse(status int, h http.Header, received time.Time) srl.Observation {
 // Parse reads p.Mapping's headers, when set, then every standard format,
 // and returns what they say; see the package-level [Parse].
 func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observation {
+	var o srl.Observation
+	p.ParseInto(&o, status, h, received)
+	return o
+}
+
+// ParseInto is [Parser.Parse] writing its result into o and reusing the
+// storage of o.Quotas: once that has room for the quotas found, parsing
+// allocates nothing. For callers that parse many responses with a buffer
+// of their own; o.Quotas must not be shared with anything else.
+func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, received time.Time) {
 	c := ctx{h: h, received: received, mapIdx: -1}
 	c.scan()
 	if p != nil && p.Mapping != nil {
@@ -84,8 +94,8 @@ func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observ
 	if c.fam&famRetry != 0 {
 		c.retry()
 	}
-	qs, limited := c.finish(status)
-	return srl.Observation{Status: status, Received: received, Quotas: qs, RetryAfter: c.retryAfter, Limited: limited}
+	qs, limited := c.finish(status, o.Quotas[:0])
+	*o = srl.Observation{Status: status, Received: received, Quotas: qs, RetryAfter: c.retryAfter, Limited: limited}
 }
 
 // Sources: the header family each quota came from.
@@ -562,9 +572,9 @@ func settle(q *srl.Quota, used srl.Opt[float64]) {
 	}
 }
 
-// finish applies the invariants, merges duplicates, copies the quotas to
-// the heap (one allocation of the exact size) and decides Limited.
-func (c *ctx) finish(status int) (out []srl.Quota, limited bool) {
+// finish applies the invariants, merges duplicates, appends the quotas to
+// dst (off the stack: at most one allocation) and decides Limited.
+func (c *ctx) finish(status int, dst []srl.Quota) (out []srl.Quota, limited bool) {
 	qs := c.all()
 	if c.mapIdx >= 0 && !qs[c.mapIdx].Window.Valid && c.mapWindow > 0 {
 		qs[c.mapIdx].Window = window(c.mapWindow)
@@ -579,10 +589,7 @@ func (c *ctx) finish(status int) (out []srl.Quota, limited bool) {
 		}
 	}
 	qs = dedupe(qs[:n])
-	if len(qs) > 0 {
-		out = make([]srl.Quota, len(qs))
-		copy(out, qs)
-	}
+	out = append(dst, qs...) // nil when both are empty
 
 	switch status {
 	case http.StatusTooManyRequests:
