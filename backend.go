@@ -20,7 +20,8 @@ type Backend interface {
 	// with the wait that would have been needed. A cost larger than a whole
 	// window of a limit returns an error wrapping ErrCostExceedsLimit.
 	Acquire(ctx context.Context, req AcquireRequest) (Reservation, error)
-	// Observe applies what a response said about key's limits.
+	// Observe applies what a response said about key's limits. It must not
+	// keep u.Quotas after it returns: callers reuse its storage.
 	Observe(ctx context.Context, key string, u Update) error
 	// Status returns the state of one key, or an error wrapping
 	// ErrUnknownKey when the key is not tracked.

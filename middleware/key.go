@@ -129,3 +129,17 @@ func hashPartition(secret []byte, v string) string {
 	m.Write([]byte(v))
 	return hex.EncodeToString(m.Sum(nil)[:12])
 }
+
+// sameAuthority reports whether two URLs name the same scheme, host and
+// port (a redirect within one key).
+func sameAuthority(a, b *url.URL) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Host == b.Host && strings.EqualFold(a.Scheme, b.Scheme) {
+		return true
+	}
+	ua, err1 := fromURL(a)
+	ub, err2 := fromURL(b)
+	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && ua.Host == ub.Host && ua.Port == ub.Port
+}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/go-resty/resty/v2"
 
@@ -40,6 +42,10 @@ type Limiter struct {
 	// keys caches the key of each URL authority seen (bounded).
 	keys  sync.Map // authority prefix -> cachedKey
 	keysN atomic.Int64
+
+	// tickets holds the ticket of each request between its before hook
+	// and the end of its Execute (every attempt included).
+	tickets [ticketShards]ticketShard
 
 	mu      sync.Mutex
 	gates   map[string]chan struct{} // keys whose first response is awaited
@@ -88,21 +94,19 @@ func New(opts ...Option) (*Limiter, error) {
 	return l, nil
 }
 
-// Attach installs the limiter on c: an OnBeforeRequest hook that waits for
-// the request's slot (or refuses it), a transport wrapper and an
-// OnAfterResponse hook that learn limits from every response — including
-// retried attempts and responses read with SetDoNotParseResponse — and it
-// returns c.
+// Attach installs the limiter on c and returns c: an OnBeforeRequest hook
+// that waits for the request's slot (or refuses it), and hooks that learn
+// limits from every response — OnAfterResponse for each attempt, a retry
+// hook and OnSuccess/OnError for the attempts OnAfterResponse skips (a
+// response read with SetDoNotParseResponse, or a body that failed to
+// read). The client's transport is left as it is.
 func (l *Limiter) Attach(c *resty.Client) *resty.Client {
-	next := c.GetClient().Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	c.SetTransport(&transport{next: next, l: l})
 	c.OnBeforeRequest(l.beforeRequest)
 	c.OnAfterResponse(l.afterResponse)
+	c.AddRetryHook(l.onRetry)
 	c.OnError(l.onError)
 	c.OnSuccess(l.onSuccess)
+	c.OnPanic(l.onPanic)
 	return c
 }
 
@@ -119,18 +123,78 @@ func Client(opts ...Option) (*resty.Client, *Limiter, error) {
 // Backend returns the limiter's backend.
 func (l *Limiter) Backend() srl.Backend { return l.backend }
 
-// ticket travels in the request's context from the before hook to the
-// response, once per attempt.
+// ticket is a request's state from its before hook to the end of its
+// Execute, reused by each attempt. Only the goroutine running the request's
+// Execute touches it (resty runs every hook there).
 type ticket struct {
 	key      string
-	host     string
-	seq      atomic.Uint64
-	sent     atomic.Int64 // when the attempt left the limiter (l.now())
-	probe    bool         // the attempt holds the key's first-contact gate
-	observed atomic.Bool
+	host     string // host:port, for per-host profiles and overrides
+	seq      uint64 // the attempt's grant
+	sent     int64  // when the attempt left the limiter (l.now())
+	probe    bool   // the request holds the key's first-contact gate
+	known    bool   // the key had a response in this process before the request
+	observed bool   // the attempt's response was learned
 }
 
-type ticketKey struct{}
+// ticketShards spreads the ticket table over this many locks.
+const ticketShards = 32
+
+type ticketShard struct {
+	mu sync.Mutex
+	m  map[*resty.Request]*ticket
+	_  [40]byte // keep shards on separate cache lines
+}
+
+var ticketPool = sync.Pool{New: func() any { return new(ticket) }}
+
+func (l *Limiter) ticketShard(r *resty.Request) *ticketShard {
+	// Requests are heap objects of several hundred bytes: the address
+	// bits above the allocation size class spread them well.
+	return &l.tickets[(uintptr(unsafe.Pointer(r))>>9)%ticketShards]
+}
+
+// ticketOf returns the ticket of r, or nil.
+func (l *Limiter) ticketOf(r *resty.Request) *ticket {
+	if r == nil {
+		return nil
+	}
+	sh := l.ticketShard(r)
+	sh.mu.Lock()
+	t := sh.m[r]
+	sh.mu.Unlock()
+	return t
+}
+
+// newTicket returns r's ticket, creating it for r's first attempt.
+func (l *Limiter) newTicket(r *resty.Request) *ticket {
+	sh := l.ticketShard(r)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if t := sh.m[r]; t != nil {
+		return t
+	}
+	if sh.m == nil {
+		sh.m = map[*resty.Request]*ticket{}
+	}
+	t := ticketPool.Get().(*ticket)
+	*t = ticket{}
+	sh.m[r] = t
+	return t
+}
+
+// dropTicket removes r's ticket at the end of its Execute and returns it
+// (nil when r had none).
+func (l *Limiter) dropTicket(r *resty.Request) *ticket {
+	if r == nil {
+		return nil
+	}
+	sh := l.ticketShard(r)
+	sh.mu.Lock()
+	t := sh.m[r]
+	delete(sh.m, r)
+	sh.mu.Unlock()
+	return t
+}
 
 type costKey struct{}
 
@@ -266,26 +330,28 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 	if err := l.ensureOverride(ctx, key, host); err != nil {
 		return err
 	}
-	probe, err := l.awaitFirstContact(ctx, key)
-	if err != nil {
-		return err
+	t := l.newTicket(r)
+	if t.key != key {
+		if t.probe { // a retry to another key (resty's SRV addresses)
+			l.learned(t.key)
+		}
+		*t = ticket{key: key}
+	}
+	t.host = host
+	if _, ok := l.known.Load(key); ok {
+		t.known = true
+	} else if !t.probe { // a retry of the probe does not wait for itself
+		if t.probe, err = l.awaitFirstContact(ctx, key); err != nil {
+			return err
+		}
 	}
 	seq, err := l.wait(ctx, key, costs)
 	if err != nil {
-		if probe {
-			l.learned(key)
-		}
-		return err
+		return err // the ticket's end (OnError) opens a probe's gate
 	}
-	t, _ := ctx.Value(ticketKey{}).(*ticket)
-	if t == nil || t.key != key {
-		t = &ticket{key: key, host: host}
-		r.SetContext(context.WithValue(ctx, ticketKey{}, t))
-	}
-	t.probe = t.probe || probe
-	t.seq.Store(seq)
-	t.sent.Store(l.now())
-	t.observed.Store(false)
+	t.seq = seq
+	t.sent = l.now()
+	t.observed = false
 	return nil
 }
 
@@ -495,56 +561,78 @@ func (l *Limiter) sleep(ctx context.Context, key string, d time.Duration) error 
 	}
 }
 
-// afterResponse learns from a response when the transport wrapper did not
-// (for example when the client's transport was replaced after Attach).
+// afterResponse learns from each attempt's response.
 func (l *Limiter) afterResponse(_ *resty.Client, resp *resty.Response) error {
-	if resp == nil || resp.RawResponse == nil || resp.Request == nil {
-		return nil
-	}
-	l.learn(resp.Request.Context(), resp.RawResponse, resp.ReceivedAt())
+	l.learnResponse(resp)
 	return nil
 }
 
-// onError opens a key's first-contact gate when its probe got no response
-// (a transport error), so the callers behind it do not wait for nothing.
-func (l *Limiter) onError(r *resty.Request, _ error) {
-	if t, ok := r.Context().Value(ticketKey{}).(*ticket); ok && t.probe {
-		t.probe = false
+// onRetry learns from an attempt about to be retried, when OnAfterResponse
+// did not (SetDoNotParseResponse, a body that failed to read): before the
+// retry waits, so that a 429 blocks the key for everyone first.
+func (l *Limiter) onRetry(resp *resty.Response, _ error) { l.learnResponse(resp) }
+
+// onSuccess learns from the last attempt when OnAfterResponse did not
+// (SetDoNotParseResponse) and ends the request's ticket.
+func (l *Limiter) onSuccess(_ *resty.Client, resp *resty.Response) {
+	if resp != nil {
+		l.endTicket(resp.Request, resp)
+	}
+}
+
+// onError learns from the last attempt's response, when there was one that
+// OnAfterResponse did not see, and ends the request's ticket.
+func (l *Limiter) onError(r *resty.Request, err error) {
+	var resp *resty.Response
+	if re, ok := errors.AsType[*resty.ResponseError](err); ok {
+		resp = re.Response
+	}
+	l.endTicket(r, resp)
+}
+
+func (l *Limiter) onPanic(r *resty.Request, _ error) { l.endTicket(r, nil) }
+
+// endTicket ends a request: it learns from its last response (resp, when
+// not nil) if that was not learned yet, and a probe that got no response
+// opens its key's gate, so the callers behind it do not wait for nothing.
+func (l *Limiter) endTicket(r *resty.Request, resp *resty.Response) {
+	t := l.dropTicket(r)
+	if t == nil {
+		return
+	}
+	if resp != nil && resp.Request == r {
+		l.learnTicket(t, resp)
+	}
+	if t.probe {
 		l.learned(t.key)
 	}
+	ticketPool.Put(t)
 }
 
-// onSuccess opens a key's first-contact gate when the probe's response was
-// not seen by the limiter (its transport replaced after Attach, and
-// OnAfterResponse skipped).
-func (l *Limiter) onSuccess(_ *resty.Client, resp *resty.Response) {
-	if resp != nil && resp.Request != nil {
-		l.onError(resp.Request, nil)
+// learnResponse applies a response's headers to its request's key, once
+// per attempt. A response that a redirect brought from another host is
+// not the key's: it is not learned.
+func (l *Limiter) learnResponse(resp *resty.Response) {
+	if resp == nil || resp.RawResponse == nil || resp.Request == nil {
+		return
+	}
+	if t := l.ticketOf(resp.Request); t != nil {
+		l.learnTicket(t, resp)
 	}
 }
 
-type transport struct {
-	next http.RoundTripper
-	l    *Limiter
-}
-
-// CloseIdleConnections forwards to the wrapped transport, so
-// http.Client.CloseIdleConnections keeps working with the limiter attached.
-func (t *transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+// learnTicket learns from resp, the response of t's current attempt,
+// unless that was done.
+func (l *Limiter) learnTicket(t *ticket, resp *resty.Response) {
+	if t.observed || resp.RawResponse == nil {
+		return
 	}
-}
-
-// Unwrap returns the wrapped transport.
-func (t *transport) Unwrap() http.RoundTripper { return t.next }
-
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(req)
-	if resp != nil {
-		t.l.learn(req.Context(), resp, t.l.cfg.clock.Now())
+	t.observed = true
+	if raw := resp.Request.RawRequest; raw != nil && resp.RawResponse.Request != nil &&
+		resp.RawResponse.Request != raw && !sameAuthority(raw.URL, resp.RawResponse.Request.URL) {
+		return
 	}
-	return resp, err
+	l.learn(t, resp.RawResponse, resp.ReceivedAt())
 }
 
 // parserFor returns the header parser of a host ("host" or "host:port" as
@@ -556,25 +644,31 @@ func (l *Limiter) parserFor(host string) *headerparse.Parser {
 	return &l.parser
 }
 
-// learn applies a response's headers to its key, once per attempt.
-func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.Time) {
-	t, _ := ctx.Value(ticketKey{}).(*ticket)
-	if t == nil || t.observed.Swap(true) || l.closed.Load() {
+// learn applies a response's headers to t's key.
+func (l *Limiter) learn(t *ticket, resp *http.Response, received time.Time) {
+	if l.closed.Load() {
 		return
 	}
 	if t.probe {
 		defer l.learned(t.key) // after the backend has the limits
 		t.probe = false
-	} else if _, known := l.known.Load(t.key); !known {
-		defer l.learned(t.key)
+	} else if !t.known {
+		if _, known := l.known.Load(t.key); !known {
+			defer l.learned(t.key)
+		}
+		t.known = true
 	}
-	obs := l.parserFor(t.host).Parse(resp.StatusCode, resp.Header, received)
+	buf := learnBufs.Get().(*learnBuf)
+	defer learnBufs.Put(buf)
+	obs := &buf.obs
+	l.parserFor(t.host).ParseInto(obs, resp.StatusCode, resp.Header, received)
 	if obs.Empty() {
 		return
 	}
-	u := l.update(&obs, received)
-	u.SentSeq = t.seq.Load()
-	u.SentAgo = time.Duration(max(l.now()-t.sent.Load(), 1))
+	u := l.update(obs, received, buf.quotas[:0])
+	buf.quotas = u.Quotas[:0]
+	u.SentSeq = t.seq
+	u.SentAgo = time.Duration(max(l.now()-t.sent, 1))
 	if len(u.Quotas) == 0 && u.BlockFor <= 0 {
 		return
 	}
@@ -596,7 +690,9 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, u.BlockFor)
 		}
 	}
-	octx := context.WithoutCancel(ctx)
+	// The caller's context may end before the report is stored; the
+	// report is still worth storing.
+	octx := context.Background()
 	if !l.inProcess {
 		var cancel context.CancelFunc
 		octx, cancel = context.WithTimeout(octx, l.cfg.observeTimeout)
@@ -607,14 +703,24 @@ func (l *Limiter) learn(ctx context.Context, resp *http.Response, received time.
 		return
 	}
 	if len(u.Quotas) > 0 && l.cfg.hooks.OnLearn != nil {
-		l.cfg.hooks.OnLearn(t.key, u.Quotas)
+		l.cfg.hooks.OnLearn(t.key, slices.Clone(u.Quotas)) // u.Quotas is reused
 	}
 }
 
-// update turns an observation into a backend update: it resolves each
-// quota's window and decides how long a rate-limit status blocks the key.
-func (l *Limiter) update(obs *srl.Observation, received time.Time) srl.Update {
-	var u srl.Update
+// learnBuf holds the buffers of one learn call: responses are parsed into
+// them without allocating. Backends do not keep an Update's Quotas.
+type learnBuf struct {
+	obs    srl.Observation
+	quotas []srl.QuotaUpdate
+}
+
+var learnBufs = sync.Pool{New: func() any { return new(learnBuf) }}
+
+// update turns an observation into a backend update, appending its quotas
+// to dst: it resolves each quota's window and decides how long a
+// rate-limit status blocks the key.
+func (l *Limiter) update(obs *srl.Observation, received time.Time, dst []srl.QuotaUpdate) srl.Update {
+	u := srl.Update{Quotas: dst}
 	elapsed := max(l.cfg.clock.Now().Sub(received), 0)
 	var exhaustedUntil time.Duration
 	for _, q := range obs.Quotas {

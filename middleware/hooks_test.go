@@ -1,0 +1,124 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/internal/clock"
+	"github.com/smartratelimit/smartratelimit/internal/testapi"
+	"github.com/smartratelimit/smartratelimit/middleware"
+)
+
+// A 429 read with SetDoNotParseResponse (OnAfterResponse does not run) is
+// learned before resty retries: the retry waits on the shared block, and
+// the last response is learned too.
+func TestDoNotParseResponseRetriedAttemptsAreLearned(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("X-RateLimit-Limit", "10")
+		w.Header().Set("X-RateLimit-Remaining", "3")
+		w.Header().Set("X-RateLimit-Reset", "60")
+	}))
+	t.Cleanup(srv.Close)
+	var throttled atomic.Int64
+	c, l := newClient(t, middleware.WithHooks(middleware.Hooks{
+		OnThrottled: func(string, int, time.Duration) { throttled.Add(1) },
+	}))
+	l.EnableRetries(c, 1)
+	resp, err := c.R().SetDoNotParseResponse(true).Get(srv.URL)
+	require.NoError(t, err)
+	resp.RawBody().Close()
+	assert.Equal(t, 200, resp.StatusCode())
+	assert.Equal(t, int64(2), n.Load())
+	assert.Equal(t, int64(1), throttled.Load(), "the 429 was learned")
+	st, err := l.Status(context.Background(), keyOf(t, srv.URL))
+	require.NoError(t, err)
+	b, ok := st.Binding()
+	require.True(t, ok)
+	assert.Equal(t, srl.SourceHeaders, b.Source, "the last response was learned")
+	assert.Equal(t, 3.0, b.Remaining)
+}
+
+// A redirect to another host brings that host's response: its limits are
+// not the key's.
+func TestRedirectToAnotherHostIsNotLearned(t *testing.T) {
+	other := newServer(t, testapi.Config{Limit: 1, Window: time.Hour, Style: testapi.StyleGitHub})
+	origin := httptest.NewServer(http.RedirectHandler(other.URL+"/x", http.StatusFound))
+	t.Cleanup(origin.Close)
+	c, l := newClient(t, middleware.WithFailFast())
+	for range 3 {
+		resp, err := c.R().Get(origin.URL)
+		require.NoError(t, err, "the origin's own limits (the defaults) allow it")
+		_ = resp
+	}
+	st, err := l.Status(context.Background(), keyOf(t, origin.URL))
+	require.NoError(t, err)
+	for _, ls := range st.Limits {
+		assert.NotEqual(t, srl.SourceHeaders, ls.Source, "learned another host's limits: %+v", ls)
+	}
+}
+
+// A redirect within the host is the key's response.
+func TestRedirectWithinTheHostIsLearned(t *testing.T) {
+	api, err := testapi.NewHandler(testapi.Config{Limit: 5, Window: time.Hour, Style: testapi.StyleGitHub})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/old", http.RedirectHandler("/new", http.StatusMovedPermanently))
+	mux.Handle("/new", api)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, l := newClient(t)
+	_, err = c.R().Get(srv.URL + "/old")
+	require.NoError(t, err)
+	st, err := l.Status(context.Background(), keyOf(t, srv.URL))
+	require.NoError(t, err)
+	b, ok := st.Binding()
+	require.True(t, ok)
+	assert.Equal(t, srl.SourceHeaders, b.Source)
+}
+
+// The first request to a key is its probe. When its first attempt fails in
+// transport and resty retries, the retry does not wait for the probe's own
+// first response (the gate it holds): on a fake clock that would hang.
+func TestProbeRetryDoesNotWaitForItself(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close() // a transport error for the client
+			}
+			return
+		}
+		w.WriteHeader(200)
+	}))
+	t.Cleanup(srv.Close)
+	fake := clock.NewFake(time.Now())
+	c, _ := newClient(t, middleware.WithClock(fake))
+	c.SetRetryCount(1).SetRetryWaitTime(time.Millisecond).SetRetryMaxWaitTime(time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.R().Get(srv.URL)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), n.Load())
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retried probe waits for its own first response")
+	}
+}

@@ -1,0 +1,60 @@
+package middleware
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-resty/resty/v2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	srl "github.com/smartratelimit/smartratelimit"
+)
+
+func (l *Limiter) ticketCount() int {
+	n := 0
+	for i := range l.tickets {
+		sh := &l.tickets[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Every request's ticket ends with its Execute: success, an error status,
+// a refusal, a transport error, retries and SetDoNotParseResponse.
+func TestTicketsEndWithTheirRequests(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/limited" {
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("X-RateLimit-Limit", "1000")
+		w.Header().Set("X-RateLimit-Remaining", "999")
+		w.Header().Set("X-RateLimit-Reset", "60")
+	}))
+	defer srv.Close()
+	l, err := New(WithFailFast())
+	require.NoError(t, err)
+	defer l.Close()
+	c := l.Attach(resty.New())
+	_, err = c.R().Get(srv.URL + "/ok")
+	require.NoError(t, err)
+	resp, err := c.R().SetDoNotParseResponse(true).Get(srv.URL + "/ok")
+	require.NoError(t, err)
+	resp.RawBody().Close()
+	_, err = c.R().Get("http://127.0.0.1:1/refused") // transport error
+	require.Error(t, err)
+	_, err = c.R().Get(srv.URL + "/limited")
+	require.NoError(t, err)
+	_, err = c.R().Get(srv.URL + "/ok") // the key is blocked: refused at once
+	require.True(t, errors.Is(err, srl.ErrRateLimited), "%v", err)
+	l.EnableRetries(c, 2)
+	_, err = c.R().Get(srv.URL + "/limited")
+	require.Error(t, err)
+	assert.Equal(t, 0, l.ticketCount())
+}
