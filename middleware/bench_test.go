@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-resty/resty/v2"
 	"golang.org/x/time/rate"
@@ -88,4 +90,54 @@ func BenchmarkXRateWait(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRestyOverhead measures the limiter's share of a resty request
+// in one run: each iteration sends one request through a bare client and
+// one through a client with the limiter attached (alternating which goes
+// first) to the same httptest server, so drift in the machine's load hits
+// both alike. It reports the median of each and the overhead of the
+// limited request over the bare one (target: at most 5%).
+func BenchmarkRestyOverhead(b *testing.B) {
+	srv := httptest.NewServer(githubHandler())
+	defer srv.Close()
+	bare := resty.New()
+	limited, l, err := middleware.Client(huge)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	send := func(c *resty.Client) time.Duration {
+		start := time.Now()
+		resp, err := c.R().Get(srv.URL)
+		d := time.Since(start)
+		if err != nil || resp.StatusCode() != 200 {
+			b.Fatal(err, resp)
+		}
+		return d
+	}
+	send(bare) // connections and the key's first contact
+	send(limited)
+	var tb, tl []time.Duration
+	i := 0
+	for b.Loop() {
+		if i%2 == 0 {
+			tb = append(tb, send(bare))
+			tl = append(tl, send(limited))
+		} else {
+			tl = append(tl, send(limited))
+			tb = append(tb, send(bare))
+		}
+		i++
+	}
+	mb, ml := median(tb), median(tl)
+	b.ReportMetric(float64(mb.Nanoseconds()), "bare-ns")
+	b.ReportMetric(float64(ml.Nanoseconds()), "limited-ns")
+	b.ReportMetric(100*(float64(ml)/float64(mb)-1), "overhead-%")
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
