@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -165,6 +165,13 @@ func (n *names) functions() []string {
 // on a loaded machine.
 func (n *names) ddlV4() []string { return n.functions() }
 
+// ddlV5 recreates the functions with the same arithmetic in fewer
+// statements: acquire's common path (no limit waits past tmin) takes its
+// windows from Earliest instead of running Take again, and acquire writes
+// back only the columns it changed; the per-transaction settings are
+// tested once. Signatures and answers are those of version 4.
+func (n *names) ddlV5() []string { return n.functions() }
+
 // dropObserveV1 drops the observe function of version 1, whose signature
 // differs from the current one (CREATE OR REPLACE would add an overload).
 const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
@@ -247,7 +254,8 @@ DECLARE
 	v_now     bigint;
 	v_sent    bigint;
 	v_inherit boolean;
-	v_fresh   boolean;
+	v_limits  boolean;  -- acquire replaced the limits (NULL: it did not)
+	v_t       bigint;
 	n  int;
 	m  int;
 	i  int;
@@ -273,11 +281,13 @@ DECLARE
 	nws   bigint[];
 	nwu   float8[];
 BEGIN
-	IF p_relaxed THEN
-		PERFORM set_config('synchronous_commit', 'off', true);
-	END IF;
-	IF p_lock_timeout > 0 THEN
-		PERFORM set_config('lock_timeout', p_lock_timeout::text, true);
+	IF p_relaxed OR p_lock_timeout > 0 THEN
+		IF p_relaxed THEN
+			PERFORM set_config('synchronous_commit', 'off', true);
+		END IF;
+		IF p_lock_timeout > 0 THEN
+			PERFORM set_config('lock_timeout', p_lock_timeout::text, true);
+		END IF;
 	END IF;
 	LOOP
 		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused, t.seq, t.blocked_until, t.last_slot
@@ -302,13 +312,18 @@ LANGUAGE plpgsql AS`
 // acquireBody follows smartratelimit.Window: Earliest on every limit from
 // tmin = max(now, blocked_until, last_slot), then Take at the latest
 // answer on every limit, both on each limit's Span (win stretched by
-// least(10ms + win/1000, win/10)). at is the slot granted (0 when none).
+// least(20ms + win/1000, win/10)). at is the slot granted (0 when none).
 // A cost no window holds (code 1) still records the defaults and the use,
 // as the memory backend does.
+//
+// PL/pgSQL prepares every expression it runs once per transaction, and
+// each call is a transaction of its own: the common path (no limit waits
+// past tmin) runs as few statements as it can. While every limit answers
+// tmin, Take at tmin leaves each window as its Earliest found it plus the
+// cost (which fits, so nothing spills into a later window): nws and nwu
+// collect those windows, and Take is not run again. The row is written
+// back with only the columns that changed.
 const acquireBody = `
-	ok := false; code := 0; wait := 0; seq := v_seq; blocked := false;
-	l_name := ''; l_dim := ''; l_lim := 0; l_win := 0; at := 0;
-
 	-- A key with neither learned nor override limits enforces the request's
 	-- defaults, keeping the window state of those it already had.
 	IF NOT (v_src && '{1,2}'::smallint[]) AND (v_name IS DISTINCT FROM p_dname OR
@@ -327,19 +342,17 @@ const acquireBody = `
 		v_src := array_fill(0::smallint, ARRAY[m]);
 		v_name := p_dname; v_dim := p_ddim; v_lim := p_dlim; v_win := p_dwin;
 		v_ws := nws; v_wu := nwu; n := m;
+		v_limits := true;
 	END IF;
 
 	-- Earliest on every limit.
-	nwu := '{}';  -- the cost of the request for each limit
 	e := greatest(v_now, v_blocked, v_last);  -- tmin
-	wait := e;                                -- t*, as an instant for now
+	v_t := e;                                 -- t*
 	q := 0;                                   -- the limit that decided t*
 	FOR i IN 1..n LOOP
-		c := CASE WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
-		FOR j IN 1..coalesce(cardinality(p_cdim), 0) LOOP
-			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
-		END LOOP;
-		nwu[i] := c;
+		-- The cost of the request for this limit.
+		c := CASE WHEN array_position(p_cdim, v_dim[i]) IS NOT NULL THEN p_camt[array_position(p_cdim, v_dim[i])]
+		          WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
 		lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
 		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
 			code := 1;
@@ -349,60 +362,82 @@ const acquireBody = `
 				st := st + (e - st) / w * w;
 				u := 0;
 			END IF;
-			v_fresh := false;
-			LOOP
-				-- A future window counts the slots paced before tmin as spent.
-				IF st > v_now AND e > st THEN
-					u := greatest(u, (e - st)::float8 / w::float8 * lm);
-				END IF;
-				EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
-				IF v_fresh AND u = 0 THEN
-					code := 1;  -- not even an empty window holds it
-					EXIT;
-				END IF;
-				st := st + w;
-				u := 0;
-				v_fresh := true;
-			END LOOP;
+			-- A future window counts the slots paced before tmin as spent.
+			IF st > v_now AND e > st THEN
+				u := greatest(u, (e - st)::float8 / w::float8 * lm);
+			END IF;
+			IF (CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END) THEN
+				nws[i] := st; nwu[i] := u + c;  -- the window after Take at tmin
+			ELSE
+				LOOP
+					st := st + w;
+					u := 0;
+					IF st > v_now AND e > st THEN
+						u := greatest(u, (e - st)::float8 / w::float8 * lm);
+					END IF;
+					EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
+					IF u = 0 THEN
+						code := 1;  -- not even an empty window holds it
+						EXIT;
+					END IF;
+				END LOOP;
+			END IF;
 		END IF;
 		IF code = 1 THEN
+			ok := false; wait := v_t; seq := v_seq; blocked := false; at := 0;
 			l_name := v_name[i]; l_dim := v_dim[i]; l_lim := lm; l_win := v_win[i];
-			UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
-				wstart = v_ws, wused = v_wu, last_used = v_now
-			WHERE id = v_id;
+			IF v_limits THEN
+				UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
+					wstart = v_ws, wused = v_wu, last_used = v_now
+				WHERE id = v_id;
+			ELSE
+				UPDATE {tbl} SET last_used = v_now WHERE id = v_id;
+			END IF;
 			RETURN;
 		END IF;
 		IF st > v_now THEN
 			st := greatest(st + trunc(u / lm * w::float8)::bigint, e);
-			IF st > wait THEN
-				wait := st; q := i;
+			IF st > v_t THEN
+				v_t := st; q := i;
 			END IF;
 		END IF;
 	END LOOP;
 
-	-- wait holds t*; st reused as t*.
-	st := wait;
-	wait := st - v_now;
-	blocked := q = 0 AND v_blocked > v_now AND st = v_blocked;
+	code := 0;
+	wait := v_t - v_now;
+	blocked := q = 0 AND v_blocked > v_now AND v_t = v_blocked;
 	IF q > 0 THEN
 		l_name := v_name[q]; l_dim := v_dim[q]; l_lim := v_lim[q]; l_win := v_win[q];
+	ELSE
+		l_name := ''; l_dim := ''; l_lim := 0; l_win := 0;
 	END IF;
 	IF wait > p_max_wait THEN
+		ok := false; seq := v_seq; at := 0;
+		RETURN;
+	END IF;
+	ok := true; seq := v_seq + 1; at := v_t;
+
+	IF q = 0 AND n > 0 AND v_limits IS NULL THEN
+		-- t* = tmin, and the limits are those of the row.
+		UPDATE {tbl} SET wstart = nws, wused = nwu, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+		WHERE id = v_id;
 		RETURN;
 	END IF;
 
 	-- Take at t* on every limit.
 	FOR i IN 1..n LOOP
+		c := CASE WHEN array_position(p_cdim, v_dim[i]) IS NOT NULL THEN p_camt[array_position(p_cdim, v_dim[i])]
+		          WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
 		w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
 		e := v_ws[i]; u := v_wu[i];
-		IF st >= e + w THEN
-			e := e + (st - e) / w * w;
+		IF v_t >= e + w THEN
+			e := e + (v_t - e) / w * w;
 			u := 0;
 		END IF;
-		IF e > v_now AND st > e THEN
-			u := greatest(u, (st - e)::float8 / w::float8 * lm);
+		IF e > v_now AND v_t > e THEN
+			u := greatest(u, (v_t - e)::float8 / w::float8 * lm);
 		END IF;
-		u := u + nwu[i];
+		u := u + c;
 		IF lm > 0 AND u > lm + 1e-9 THEN
 			k := least(ceil((u - lm) / lm), 1048576);
 			e := e + k::bigint * w;
@@ -411,12 +446,14 @@ const acquireBody = `
 		v_ws[i] := e; v_wu[i] := u;
 	END LOOP;
 
-	ok := true;
-	seq := v_seq + 1;
-	at := st;
-	UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
-		wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = st, last_used = v_now
-	WHERE id = v_id;
+	IF v_limits THEN
+		UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
+			wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+		WHERE id = v_id;
+	ELSE
+		UPDATE {tbl} SET wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+		WHERE id = v_id;
+	END IF;
 END`
 
 const observeHead = `CREATE OR REPLACE FUNCTION {observe}(
@@ -741,6 +778,7 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV2,
 	(*names).ddlV3,
 	(*names).ddlV4,
+	(*names).ddlV5,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
