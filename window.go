@@ -12,21 +12,130 @@ import (
 // Window starts its first window at instant 0; backends start a new limit
 // with Window{Start: now}.
 //
+// A window is aligned when its phase is the server's: a limit learned with
+// a reset ends its windows when the server's end, so the server can count
+// no more than the limit in any of its windows. The phase of every other
+// limit — defaults, overrides, limits learned without a reset — is the
+// limiter's own, and the server's windows may start anywhere in it. Those
+// unaligned windows enforce the limit over any interval of a window's
+// length, not only within each window: the units of the window before
+// (Prev, PrevLate) that are still within a window's length of a new grant
+// count against it, so a burst at the end of one window is not followed by
+// another at the start of the next. (This holds exactly for whole-unit
+// costs; a fractional cost may add less than one unit.)
+//
 // The arithmetic is pure and allocation-free; a backend guards it with its
 // own lock (memory) or runs the same steps in one SQL statement (postgres).
+// Window is 32 bytes: backends keep one per limit of every key.
 type Window struct {
 	// Start is the start of the latest window holding grants.
 	Start int64
 	// Used is the number of units granted in that window.
 	Used float64
+	// Prev is the number of units granted in the window just before
+	// Start (0 when that window was not the one before), or NaN for an
+	// aligned window, which needs no tail.
+	Prev float64
+	// Late is how far the window's pacing grid (slot j at Start +
+	// j*window/limit) runs past its units: each grant moves the grid's end
+	// to the larger of that end and the grant's own position on the grid,
+	// plus its cost; Late is that end less Used, as a fraction of the limit
+	// in 65535ths, rounded up (it never exceeds the limit). Of the window's
+	// whole units, at most ceil(Used + late - (t-Start)*limit/window) - 1
+	// were granted after instant t.
+	Late uint16
+	// Last is when the window's latest grant went, as a fraction of the
+	// window after Start in 65535ths, rounded up: no unit of the window
+	// was granted after it.
+	Last uint16
+	// PrevLate and PrevLast are Late and Last of the window before.
+	PrevLate, PrevLast uint16
+}
+
+// fixed is the scale of Late and Last.
+const fixed = 65535
+
+// packFrac returns part/whole in 65535ths, rounded up and clamped.
+func packFrac(part, whole float64) uint16 {
+	if !(part > 0) || !(whole > 0) {
+		return 0
+	}
+	return uint16(math.Min(math.Ceil(part/whole*fixed), fixed))
+}
+
+// unpackFrac returns q 65535ths of whole.
+func unpackFrac(q uint16, whole float64) float64 { return float64(q) / fixed * whole }
+
+// lastOffset returns the offset in a window of a Last (rounded up).
+func lastOffset(q uint16, window int64) int64 {
+	return int64(math.Ceil(unpackFrac(q, float64(window))))
+}
+
+// Aligned reports whether the window's phase is the server's.
+func (w Window) Aligned() bool { return math.IsNaN(w.Prev) }
+
+// tail is what a window knows of the units of the window before it: how
+// many, how far their grid runs past them (late, in units) and the offset
+// of the latest in that window (last).
+type tail struct {
+	units, late float64
+	last        int64
+}
+
+// tailOf returns the tail of the window k windows after w's latest: the
+// latest window's own units (used, with Late and Last q) for the next one,
+// w's for w, none further on.
+func (w Window) tailOf(k int64, used float64, late, last uint16, limit float64, window int64) tail {
+	switch {
+	case w.Aligned():
+		return tail{}
+	case k == 0:
+		return tail{w.Prev, unpackFrac(w.PrevLate, limit), lastOffset(w.PrevLast, window)}
+	case k == 1:
+		return tail{used, unpackFrac(late, limit), lastOffset(last, window)}
+	}
+	return tail{}
+}
+
+// count bounds the units of the window before that were granted within a
+// window's length of instant o after the window's start (after instant o of
+// the window before).
+func (t tail) count(limit float64, window, o int64) float64 {
+	if !(t.units > 0) || o >= t.last {
+		return 0
+	}
+	// The units after an instant are fewer than the grid's end minus that
+	// instant's position: with whole units, at most the ceiling less one.
+	n := math.Ceil(t.units+t.late-float64(o)/float64(window)*limit) - 1
+	return math.Max(0, math.Min(t.units, n))
+}
+
+// wait returns the offset from a window's start from which the units of
+// the window before leave room for left more units, or window when they
+// leave none in the window.
+func (t tail) wait(left, limit float64, window int64) int64 {
+	m := math.Floor(left + eps) // the tail may hold at most m units
+	if !(t.units > 0) || t.units <= m+eps {
+		return 0
+	}
+	if m < 0 {
+		return window
+	}
+	o := math.Ceil((t.units + t.late - m - 1) * float64(window) / limit)
+	o = math.Min(o, float64(t.last)) // none is left after the latest
+	if !(o > 0) {
+		return 0
+	}
+	return int64(math.Min(o, float64(window)))
 }
 
 // StartWindow returns the window of a limit first learned from a server's
-// report at instant now: it ends when the server says it resets (or starts
-// now when the server gave no reset). Apply the report with Reconcile next.
+// report at instant now: it ends when the server says it resets (an
+// aligned window), or starts now when the server gave no reset. Apply the
+// report with Reconcile next.
 func StartWindow(window, now int64, u *QuotaUpdate) Window {
 	if u.HasReset && window > 0 {
-		return Window{Start: now + int64(u.ResetIn) - window}
+		return Window{Start: now + int64(u.ResetIn) - window, Prev: math.NaN()}
 	}
 	return Window{Start: now}
 }
@@ -50,7 +159,9 @@ func fits(used, cost, limit float64) bool {
 // waiters are paced rather than released together. A future window whose
 // pacing lags behind tmin (another limit, a block or earlier waiters made
 // the request later) counts the slots before tmin as spent, so the requests
-// after it are paced too instead of bursting at tmin.
+// after it are paced too instead of bursting at tmin. In an unaligned
+// window a request also waits until the units of the window before, within
+// a window's length of it, leave room.
 func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) int64 {
 	if cost > limit+eps || window <= 0 || !(limit > 0) {
 		return -1
@@ -58,32 +169,37 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 	if tmin < now {
 		tmin = now
 	}
-	start, used := w.Start, w.Used
+	start, used, late, last := w.Start, w.Used, w.Late, w.Last
+	tl := w.tailOf(0, 0, 0, 0, limit, window)
 	if tmin >= start+window {
-		start += (tmin - start) / window * window
-		used = 0
+		k := (tmin - start) / window
+		tl = w.tailOf(k, used, late, last, limit, window)
+		start, used, late, last = start+k*window, 0, 0, 0
 	}
 	for fresh := false; ; fresh = true {
+		grid := used + unpackFrac(late, limit)
 		if start > now {
 			used = paced(used, limit, window, start, tmin)
 		}
 		if fits(used, cost, limit) {
-			break
-		}
-		if fresh && used == 0 {
+			slot := tmin
+			if start > now {
+				slot = max(start+int64(used/limit*float64(window)), tmin)
+			}
+			slot = max(slot, start+tl.wait(limit-used-cost, limit, window))
+			if slot < start+window {
+				return slot
+			}
+		} else if fresh && used == 0 && !(tl.units > 0) {
 			return -1 // not even an empty window holds it
 		}
+		tl = w.tailOf(1, used, packFrac(grid-used, limit), last, limit, window)
+		if fresh {
+			tl = tail{} // the window passed over holds no units
+		}
 		start += window
-		used = 0
+		used, late, last = 0, 0, 0
 	}
-	if start <= now {
-		return tmin
-	}
-	slot := start + int64(used/limit*float64(window))
-	if slot < tmin {
-		slot = tmin
-	}
-	return slot
 }
 
 // paced returns the units of a future window starting at start that count
@@ -99,10 +215,16 @@ func paced(used, limit float64, window, start, t int64) float64 {
 // later), which must not be earlier than the instant of any earlier Take.
 func (w *Window) Take(limit float64, window, now, at int64, cost float64) {
 	w.advance(window, at)
+	grid := w.Used + unpackFrac(w.Late, limit)
 	if w.Start > now {
 		w.Used = paced(w.Used, limit, window, w.Start, at)
 	}
 	w.Used += cost
+	if !w.Aligned() {
+		grid = math.Max(grid, float64(at-w.Start)/float64(window)*limit) + cost
+		w.Late = packFrac(grid-w.Used, limit)
+		w.Last = max(w.Last, packFrac(float64(at-w.Start), float64(window)))
+	}
 	w.carry(limit, window)
 }
 
@@ -114,6 +236,12 @@ func (w *Window) Untake(limit float64, window, now int64, cost float64) {
 	for w.Used < eps && w.Start-window > now && limit > 0 {
 		w.Start -= window
 		w.Used += limit
+		if !w.Aligned() {
+			// The window before ends where this one's tail said.
+			w.Late = packFrac(w.Prev+unpackFrac(w.PrevLate, limit)-w.Used, limit)
+			w.Last = w.PrevLast
+			w.Prev, w.PrevLate, w.PrevLast = 0, 0, 0
+		}
 	}
 	w.Used = max(w.Used, 0)
 }
@@ -130,9 +258,22 @@ func (w Window) LastSlot(limit float64, window, now int64) int64 {
 // advance moves w to the window holding instant t when w's window is over.
 func (w *Window) advance(window, t int64) {
 	if t >= w.Start+window {
-		w.Start += (t - w.Start) / window * window
+		w.shift((t-w.Start)/window, window)
 		w.Used = 0
 	}
+}
+
+// shift moves the latest window k windows on, keeping Used; an unaligned
+// window takes the tail of the one it leaves.
+func (w *Window) shift(k, window int64) {
+	if !w.Aligned() {
+		w.Prev, w.PrevLate, w.PrevLast = 0, 0, 0
+		if k == 1 {
+			w.Prev, w.PrevLate, w.PrevLast = w.Used, w.Late, w.Last
+		}
+		w.Late, w.Last = 0, 0
+	}
+	w.Start += k * window
 }
 
 // carry moves units beyond limit into the following windows, which then
@@ -146,7 +287,9 @@ func (w *Window) carry(limit float64, window int64) {
 	if k > 1<<20 {
 		k = 1 << 20
 	}
-	w.Start += int64(k) * window
+	// The units granted stay where they were (the tail); the excess
+	// counted in the new window is on top of them.
+	w.shift(int64(k), window)
 	w.Used -= k * limit
 }
 
@@ -154,10 +297,15 @@ func (w *Window) carry(limit float64, window int64) {
 // so traffic resumes paced from the block's end rather than all at once.
 // When slots were already handed out at or after until (lastSlot), the
 // latest window keeps its count: restarting it would forget them.
+// The server's own count restarts then, so an unaligned window keeps no
+// tail.
 func (w *Window) Block(until, lastSlot int64) {
 	if w.Start < until && lastSlot < until {
 		w.Start = until
-		w.Used = 0
+		w.Used, w.Late, w.Last = 0, 0, 0
+		if !w.Aligned() {
+			w.Prev, w.PrevLate, w.PrevLast = 0, 0, 0
+		}
 	}
 }
 
@@ -201,6 +349,8 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		used = math.Max(0, limit-u.Remaining) + math.Min(grantedSince, w.Used)
 	}
 	if u.HasReset {
+		// A server that sends its reset aligns the window for good.
+		w.Prev, w.Late, w.Last, w.PrevLate, w.PrevLast = math.NaN(), 0, 0, 0, 0
 		end := now + int64(u.ResetIn)
 		latestEnd := w.Start + window
 		tol := Tolerance(window)
@@ -218,7 +368,7 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 			return
 		case end >= latestEnd-tol:
 			// The same window.
-			w.lower(used)
+			w.lower(used, limit, window, now)
 		case sentAt <= 0 && end <= w.Start+tol:
 			// Without the send time, a window ending about when the local
 			// one began is taken for the one before: stale. (With it, the
@@ -228,19 +378,37 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 			// The server's current window ends inside the local current
 			// window: align with the server.
 			w.Start = end - window
-			w.lower(used)
+			w.lower(used, limit, window, now)
 		}
 	} else if w.Start <= now {
-		w.lower(used)
+		w.lower(used, limit, window, now)
 	}
 	w.carry(limit, window)
 }
 
 // lower raises Used to used (lowering what is left), never the reverse.
-func (w *Window) lower(used float64) {
+// In an unaligned window the units the server counted beyond the local
+// ones are taken as granted at now.
+func (w *Window) lower(used, limit float64, window, now int64) {
 	if !math.IsNaN(used) && used > w.Used {
+		if !w.Aligned() {
+			pos := float64(now-w.Start) / float64(window)
+			grid := math.Max(w.Used+unpackFrac(w.Late, limit), pos*limit) + used - w.Used
+			w.Late = packFrac(grid-used, limit)
+			w.Last = max(w.Last, packFrac(float64(now-w.Start), float64(window)))
+		}
 		w.Used = used
 	}
+}
+
+// Idle reports whether w, at instant now, limits nothing more than a new
+// window would: its windows are over and no tail of theirs is left.
+func (w Window) Idle(limit float64, window, now int64) bool {
+	if window <= 0 || now < w.Start+window {
+		return false
+	}
+	k := (now - w.Start) / window
+	return w.tailOf(k, w.Used, w.Late, w.Last, limit, window).count(limit, window, now-w.Start-k*window) == 0
 }
 
 // State reports, at instant now, the units left in the current window,
@@ -250,11 +418,13 @@ func (w Window) State(limit float64, window, now int64) (remaining, reserved flo
 		return 0, 0, now
 	}
 	if now >= w.Start+window {
-		start := w.Start + (now-w.Start)/window*window
-		return limit, 0, start + window
+		k := (now - w.Start) / window
+		start := w.Start + k*window
+		tl := w.tailOf(k, w.Used, w.Late, w.Last, limit, window)
+		return math.Max(0, limit-tl.count(limit, window, now-start)), 0, start + window
 	}
 	if w.Start <= now {
-		return math.Max(0, limit-w.Used), 0, w.Start + window
+		return math.Max(0, limit-w.Used-w.tailOf(0, 0, 0, 0, limit, window).count(limit, window, now-w.Start)), 0, w.Start + window
 	}
 	// The latest window is in the future: every window up to it is full.
 	k := (w.Start-now)/window + 1 // windows from the current one to the latest

@@ -67,6 +67,7 @@ var cases = []struct {
 	{"a block inside reservations never exceeds the limit", testBlockKeepsReservations},
 	{"reports sent before the current window are ignored", testSentBeforeWindow},
 	{"learned limits keep the slots booked under the defaults", testDefaultsHandover},
+	{"defaults hold in any interval of a window", testUnalignedSliding},
 }
 
 // span returns lim's enforced window length as a Duration.
@@ -518,4 +519,34 @@ func testDefaultsHandover(t *testing.T, b srl.Backend, key string) {
 	near(t, span(def)+5*step, grants[15].Sub(start), "the next slot comes after the booked ones")
 	near(t, 2*span(def), grants[20].Sub(start), "then the window after")
 	assert.LessOrEqual(t, MostIn(grants, start, server.Window), 10, "any hour holds at most the limit")
+}
+
+// testUnalignedSliding: the defaults' windows have the limiter's own phase,
+// not the server's, so a burst late in one window must not be followed by
+// another at the start of the next: the server's window may hold both.
+// Every interval of a window's length holds at most the limit, and once
+// the late burst has left, the next goes at once.
+func testUnalignedSliding(t *testing.T, b srl.Backend, key string) {
+	def := srl.Every(5, time.Second)
+	start := time.Now()
+	grants := []time.Time{grant(t, b, key, def)} // the window starts here
+	time.Sleep(700 * time.Millisecond)
+	for range 4 {
+		grants = append(grants, grant(t, b, key, def))
+	}
+	late := grants[4]
+	require.Less(t, late.Sub(start), span(def), "the burst is late in the first window (the machine is slow)")
+	for time.Since(start) < span(def) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var next []time.Time
+	for range 5 {
+		next = append(next, grant(t, b, key, def))
+	}
+	grants = append(grants, next...)
+	assert.LessOrEqual(t, MostIn(grants, start, def.Window), 5, "any second holds at most the limit")
+	// The first may go once the unit at the window's start has left (four
+	// late ones and it make five); the others wait for the late four.
+	assert.False(t, next[1].Before(late.Add(def.Window)), "the next burst waits for the late one to leave")
+	assert.Less(t, next[4].Sub(late), def.Window+slack, "and then goes")
 }

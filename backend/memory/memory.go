@@ -15,10 +15,12 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/internal/clock"
@@ -58,15 +60,33 @@ type shard struct {
 }
 
 // keyState is one key's buckets. Keys limited only by the defaults carry no
-// extra allocation beyond the map entry, this struct and its windows.
+// extra allocation beyond the map entry, this struct and its windows; the
+// struct is kept at 48 bytes (a million keys should stay within 256 bytes
+// each): the windows of the defaults are held by a pointer to the first,
+// their number being that of defs, and the rare block lives in x.
 type keyState struct {
-	defs     *defaultSet  // the default limits last requested (interned)
-	def      []srl.Window // one per default limit, in defs' order
-	x        *learned     // limits learned from headers and overrides; usually nil
+	defs     *defaultSet // the default limits last requested (interned)
+	def0     *srl.Window // the first of one window per default limit, in defs' order
+	x        *learned    // limits learned from headers and overrides, blocks; usually nil
 	seq      uint64
 	lastSlot int64 // the latest slot handed out
-	blocked  int64 // blocked until (0: never blocked)
 	lastUsed int64
+}
+
+// def returns the windows of the default limits.
+func (st *keyState) def() []srl.Window {
+	if st.defs == nil || st.def0 == nil {
+		return nil
+	}
+	return unsafe.Slice(st.def0, len(st.defs.limits))
+}
+
+// blocked returns when the key's block ends (0: never blocked).
+func (st *keyState) blocked() int64 {
+	if st.x == nil {
+		return 0
+	}
+	return st.x.blocked
 }
 
 // defaultSet is an interned copy of a request's default limits, shared by
@@ -76,6 +96,7 @@ type defaultSet struct{ limits []srl.Limit }
 type learned struct {
 	headers  []limitState
 	override []limitState
+	blocked  int64 // blocked until (0: never blocked)
 }
 
 type limitState struct {
@@ -191,11 +212,9 @@ func (st *keyState) active(f func(l *srl.Limit, w *srl.Window, src srl.Source) b
 		}
 		return
 	}
-	if st.defs == nil {
-		return
-	}
-	for i := range st.def {
-		if !f(&st.defs.limits[i], &st.def[i], srl.SourceDefaults) {
+	def := st.def()
+	for i := range def {
+		if !f(&st.defs.limits[i], &def[i], srl.SourceDefaults) {
 			return
 		}
 	}
@@ -216,18 +235,22 @@ func (b *Backend) syncDefaults(st *keyState, defaults []srl.Limit, now int64) {
 	// Keep the window of every default that keeps its name and dimension,
 	// so limiters with different defaults sharing a backend still limit.
 	def := make([]srl.Window, len(defaults))
+	oldDef := st.def()
 	for i, d := range defaults {
 		def[i].Start = now
 		if st.defs != nil {
 			for j, old := range st.defs.limits {
 				if old.Same(d) {
-					def[i] = st.def[j]
+					def[i] = oldDef[j]
 					break
 				}
 			}
 		}
 	}
-	st.defs, st.def = ds, def
+	st.defs, st.def0 = ds, nil
+	if len(def) > 0 {
+		st.def0 = &def[0]
+	}
 }
 
 // Acquire implements [srl.Backend].
@@ -251,7 +274,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	b.syncDefaults(st, req.Defaults, now)
 	st.lastUsed = now
 
-	tmin := max(now, st.blocked, st.lastSlot)
+	tmin := max(now, st.blocked(), st.lastSlot)
 	at := tmin
 	var binding *srl.Limit
 	var costErr error
@@ -273,7 +296,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	res := srl.Reservation{Wait: time.Duration(at - now)}
 	if binding != nil {
 		res.Limit = *binding
-	} else if st.blocked > now && at == st.blocked {
+	} else if blocked := st.blocked(); blocked > now && at == blocked {
 		res.Blocked = true
 	}
 	if res.Wait > req.MaxWait {
@@ -382,11 +405,15 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 	}
 	if u.BlockFor > 0 {
 		until := now + int64(u.BlockFor)
-		if until > st.blocked {
-			st.blocked = until
+		if st.x == nil {
+			st.x = &learned{}
 		}
-		for i := range st.def {
-			st.def[i].Block(until, st.lastSlot)
+		if until > st.x.blocked {
+			st.x.blocked = until
+		}
+		def := st.def()
+		for i := range def {
+			def[i].Block(until, st.lastSlot)
 		}
 		if st.x != nil {
 			for i := range st.x.headers {
@@ -410,11 +437,14 @@ func (st *keyState) inherit(q *srl.QuotaUpdate, now int64, defaultsActive bool) 
 	if defaultsActive && st.defs != nil {
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
-				w := st.def[i]
-				if q.HasReset && w.Start <= now {
-					// The current window keeps its count but ends when the
-					// server's does.
-					w.Start = now + int64(q.ResetIn) - q.Span()
+				w := st.def()[i]
+				if q.HasReset {
+					// The server's reset aligns the window: a current one
+					// keeps its count but ends when the server's does.
+					w.Prev, w.Late, w.PrevLate = math.NaN(), 0, 0
+					if w.Start <= now {
+						w.Start = now + int64(q.ResetIn) - q.Span()
+					}
 				}
 				return w
 			}
@@ -447,8 +477,8 @@ func (b *Backend) Status(ctx context.Context, key string) (srl.Status, error) {
 	}
 	now := b.now()
 	s := srl.Status{Key: key, Seq: st.seq, LastUsed: b.toTime(st.lastUsed)}
-	if st.blocked > now {
-		s.BlockedUntil = b.toTime(st.blocked)
+	if blocked := st.blocked(); blocked > now {
+		s.BlockedUntil = b.toTime(blocked)
 	}
 	st.active(func(l *srl.Limit, w *srl.Window, src srl.Source) bool {
 		rem, res, reset := w.State(l.Limit, l.Span(), now)
@@ -575,12 +605,12 @@ func (b *Backend) EvictIdle() int {
 // forgettable reports whether forgetting st at instant now changes nothing:
 // a new key would start in the same state.
 func (st *keyState) forgettable(now int64) bool {
-	if st.blocked > now || st.lastSlot > now || (st.x != nil && len(st.x.override) > 0) {
+	if st.blocked() > now || st.lastSlot > now || (st.x != nil && len(st.x.override) > 0) {
 		return false
 	}
 	over := true
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
-		over = now >= w.Start+l.Span()
+		over = w.Idle(l.Limit, l.Span(), now)
 		return over
 	})
 	return over
