@@ -135,7 +135,9 @@ func (t tail) wait(left, limit float64, window int64) int64 {
 // report with Reconcile next.
 func StartWindow(window, now int64, u *QuotaUpdate) Window {
 	if u.HasReset && window > 0 {
-		return Window{Start: now + int64(u.ResetIn) - window, Prev: math.NaN()}
+		w := Window{Start: now + int64(u.ResetIn) - window}
+		w.align()
+		return w
 	}
 	return Window{Start: now}
 }
@@ -349,14 +351,13 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		used = math.Max(0, limit-u.Remaining) + math.Min(grantedSince, w.Used)
 	}
 	if u.HasReset {
-		// A server that sends its reset aligns the window for good.
-		w.Prev, w.Late, w.Last, w.PrevLate, w.PrevLast = math.NaN(), 0, 0, 0, 0
 		end := now + int64(u.ResetIn)
 		latestEnd := w.Start + window
 		tol := Tolerance(window)
 		switch {
 		case end > latestEnd+tol:
 			// The server is already in a window after the latest local one.
+			w.align()
 			w.Start = end - window
 			w.Used = 0
 			if !math.IsNaN(used) {
@@ -368,6 +369,7 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 			return
 		case end >= latestEnd-tol:
 			// The same window.
+			w.align()
 			w.lower(used, limit, window, now)
 		case sentAt <= 0 && end <= w.Start+tol:
 			// Without the send time, a window ending about when the local
@@ -377,6 +379,7 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		default:
 			// The server's current window ends inside the local current
 			// window: align with the server.
+			w.align()
 			w.Start = end - window
 			w.lower(used, limit, window, now)
 		}
@@ -384,6 +387,12 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		w.lower(used, limit, window, now)
 	}
 	w.carry(limit, window)
+}
+
+// align marks w as ending with the server's windows, for good: it needs
+// no tail.
+func (w *Window) align() {
+	w.Prev, w.Late, w.Last, w.PrevLate, w.PrevLast = math.NaN(), 0, 0, 0, 0
 }
 
 // lower raises Used to used (lowering what is left), never the reverse.

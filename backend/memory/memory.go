@@ -438,13 +438,11 @@ func (st *keyState) inherit(q *srl.QuotaUpdate, now int64, defaultsActive bool) 
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
 				w := st.def()[i]
-				if q.HasReset {
-					// The server's reset aligns the window: a current one
-					// keeps its count but ends when the server's does.
-					w.Prev, w.Late, w.PrevLate = math.NaN(), 0, 0
-					if w.Start <= now {
-						w.Start = now + int64(q.ResetIn) - q.Span()
-					}
+				if q.HasReset && w.Start <= now {
+					// The current window keeps its count but ends when the
+					// server's does: aligned. (A future one, holding slots
+					// booked under the defaults, keeps its phase.)
+					w = srl.Window{Start: now + int64(q.ResetIn) - q.Span(), Used: w.Used, Prev: math.NaN()}
 				}
 				return w
 			}
