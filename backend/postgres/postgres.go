@@ -522,12 +522,12 @@ func (b *Backend) Status(ctx context.Context, key string) (smartratelimit.Status
 		var (
 			src                         []int16
 			names, dims                 []string
-			lims, used                  []float64
-			wins, starts                []int64
+			lims, used, prev            []float64
+			wins, starts, bits          []int64
 			seq, blocked, lastUsed, now int64
 		)
 		err := b.db.QueryRow(ctx, b.n.status, bkey).
-			Scan(&src, &names, &dims, &lims, &wins, &starts, &used, &seq, &blocked, &lastUsed, &now)
+			Scan(&src, &names, &dims, &lims, &wins, &starts, &used, &prev, &bits, &seq, &blocked, &lastUsed, &now)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return smartratelimit.Status{}, decisionError{fmt.Errorf("%w: %q", smartratelimit.ErrUnknownKey, key)}
 		}
@@ -542,6 +542,11 @@ func (b *Backend) Status(ctx context.Context, key string) (smartratelimit.Status
 		for i := range names {
 			l := smartratelimit.Limit{Name: names[i], Dimension: smartratelimit.Dimension(dims[i]), Limit: lims[i], Window: time.Duration(wins[i])}
 			w := smartratelimit.Window{Start: starts[i], Used: used[i]}
+			if i < len(prev) && i < len(bits) { // else a row of version 5 or earlier: no tail
+				b := uint64(bits[i])
+				w.Prev = prev[i]
+				w.Late, w.Last, w.PrevLate, w.PrevLast = uint16(b), uint16(b>>16), uint16(b>>32), uint16(b>>48)
+			}
 			rem, res, reset := w.State(l.Limit, l.Span(), now)
 			st.Limits[i] = smartratelimit.LimitStatus{Limit: l, Source: source(src[i]), Remaining: rem, Reserved: res, ResetAt: time.Unix(0, reset)}
 		}

@@ -429,6 +429,50 @@ func TestMigrationFromV2(t *testing.T) {
 	assert.Equal(t, int64(4), seq)
 }
 
+// TestMigrationFromV5 upgrades rows written before the windows had tails
+// (version 5: no wprev or wbits): they keep their state with no tail, and a
+// row whose tail arrays do not match its limits is read as having none.
+func TestMigrationFromV5(t *testing.T) {
+	b, dsn, schema := newTest(t)
+	ctx := ctxT(t)
+	lim := srl.Every(5, time.Hour)
+	for range 3 {
+		_, err := b.Acquire(ctx, req("old", 0, lim))
+		require.NoError(t, err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		`ALTER TABLE ` + b.n.qTable + ` DROP COLUMN wprev, DROP COLUMN wbits`,
+		`UPDATE ` + b.n.qVersion + ` SET version = 5`,
+	} {
+		_, err := conn.Exec(ctx, s)
+		require.NoError(t, err)
+	}
+	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
+	require.NoError(t, err)
+	defer b2.Close()
+	st, err := b2.Status(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, st.Limits[0].Remaining)
+	var prev []float64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT wprev FROM `+b.n.qTable+` WHERE id = sha256('old'::bytea)`).Scan(&prev))
+	assert.Equal(t, []float64{0}, prev, "an existing window starts with no tail")
+
+	// Arrays out of step (written by hand): read as no tail, written back whole.
+	_, err = conn.Exec(ctx, `UPDATE `+b.n.qTable+` SET wprev = '{}', wbits = '{}' WHERE id = sha256('old'::bytea)`)
+	require.NoError(t, err)
+	r, err := b2.Acquire(ctx, req("old", 0, lim))
+	require.NoError(t, err)
+	assert.True(t, r.OK)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT wprev FROM `+b.n.qTable+` WHERE id = sha256('old'::bytea)`).Scan(&prev))
+	assert.Len(t, prev, 1)
+	st, err = b2.Status(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, st.Limits[0].Remaining)
+}
+
 // Cancel takes back the key's latest reservation, and only it.
 func TestCancel(t *testing.T) {
 	b, _, _ := newTest(t)

@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -87,7 +87,7 @@ func newNames(schema, table, now string) *names {
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
 	n.cancel = `SELECT ` + n.qCancel + `($1, $2, $3, $4, $5, $6, $7)`
-	n.status = `SELECT src, name, dim, lim, win, wstart, wused, seq, blocked_until, last_used, ` + now +
+	n.status = `SELECT src, name, dim, lim, win, wstart, wused, wprev, wbits, seq, blocked_until, last_used, ` + now +
 		` FROM ` + n.qTable + ` WHERE id = sha256($1)`
 	n.keys = `SELECT key FROM ` + n.qTable + ` ORDER BY key`
 	n.clear = `DELETE FROM ` + n.qTable + ` WHERE id = sha256($1)`
@@ -172,6 +172,25 @@ func (n *names) ddlV4() []string { return n.functions() }
 // tested once. Signatures and answers are those of version 4.
 func (n *names) ddlV5() []string { return n.functions() }
 
+// ddlV6 adds what unaligned windows (defaults, overrides, limits learned
+// without a reset) know of the window before theirs, so that their limit
+// holds over any interval of a window's length (smartratelimit.Window's
+// Prev, Late, Last, PrevLate and PrevLast): wprev (Prev, NaN for an aligned
+// window) and wbits (Late | Last<<16 | PrevLate<<32 | PrevLast<<48), one
+// element per limit like the other arrays. Existing windows start with no
+// tail (0), and the functions are recreated.
+func (n *names) ddlV6() []string {
+	r := n.replacer()
+	return append([]string{r.Replace(addTailColumns)}, n.functions()...)
+}
+
+const addTailColumns = `ALTER TABLE {tbl}
+	ADD COLUMN IF NOT EXISTS wprev float8[] NOT NULL DEFAULT '{}',
+	ADD COLUMN IF NOT EXISTS wbits bigint[] NOT NULL DEFAULT '{}';
+UPDATE {tbl} SET wprev = array_fill(0::float8, ARRAY[cardinality(src)]),
+	wbits = array_fill(0::bigint, ARRAY[cardinality(src)])
+WHERE cardinality(wprev) <> cardinality(src) OR cardinality(wbits) <> cardinality(src)`
+
 // dropObserveV1 drops the observe function of version 1, whose signature
 // differs from the current one (CREATE OR REPLACE would add an overload).
 const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
@@ -248,6 +267,8 @@ DECLARE
 	v_win     bigint[];
 	v_ws      bigint[];
 	v_wu      float8[];
+	v_wp      float8[];
+	v_wb      bigint[];
 	v_seq     bigint;
 	v_blocked bigint;
 	v_last    bigint;
@@ -280,6 +301,28 @@ DECLARE
 	nwin  bigint[];
 	nws   bigint[];
 	nwu   float8[];
+	nwp   float8[];
+	nwb   bigint[];
+	dwp   float8[];
+	dwb   bigint[];
+	-- A window's tail fields (smartratelimit.Window): prev units, whether
+	-- aligned, Late, Last, PrevLate, PrevLast; the tail a window sees
+	-- (units, late in units, offset of the last); a grid's end.
+	pv  float8;
+	al  boolean;
+	lt  bigint;
+	ls  bigint;
+	plt bigint;
+	pls bigint;
+	tu  float8;
+	tl  float8;
+	tls bigint;
+	g   float8;
+	o   float8;
+	mm  float8;
+	kk  bigint;
+	sl  bigint;
+	fr  boolean;
 BEGIN
 	IF p_relaxed OR p_lock_timeout > 0 THEN
 		IF p_relaxed THEN
@@ -290,8 +333,8 @@ BEGIN
 		END IF;
 	END IF;
 	LOOP
-		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused, t.seq, t.blocked_until, t.last_slot
-		  INTO v_src, v_name, v_dim, v_lim, v_win, v_ws, v_wu, v_seq, v_blocked, v_last
+		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused, t.wprev, t.wbits, t.seq, t.blocked_until, t.last_slot
+		  INTO v_src, v_name, v_dim, v_lim, v_win, v_ws, v_wu, v_wp, v_wb, v_seq, v_blocked, v_last
 		  FROM {tbl} t WHERE t.id = v_id FOR NO KEY UPDATE;
 		EXIT WHEN FOUND;
 		v_now := {now};
@@ -300,6 +343,10 @@ BEGIN
 	END LOOP;
 	v_now := {now};
 	n := cardinality(v_name);
+	IF cardinality(v_wp) <> n OR cardinality(v_wb) <> n THEN
+		-- Windows of a row written before version 6: no tail.
+		v_wp := array_fill(0::float8, ARRAY[n]); v_wb := array_fill(0::bigint, ARRAY[n]);
+	END IF;
 `
 
 const acquireHead = `CREATE OR REPLACE FUNCTION {acquire}(
@@ -329,26 +376,29 @@ const acquireBody = `
 	IF NOT (v_src && '{1,2}'::smallint[]) AND (v_name IS DISTINCT FROM p_dname OR
 	    v_dim IS DISTINCT FROM p_ddim OR v_lim IS DISTINCT FROM p_dlim OR v_win IS DISTINCT FROM p_dwin) THEN
 		m := coalesce(cardinality(p_dname), 0);
-		nws := '{}'; nwu := '{}';
+		nws := '{}'; nwu := '{}'; nwp := '{}'; nwb := '{}';
 		FOR i IN 1..m LOOP
-			nws[i] := v_now; nwu[i] := 0;
+			nws[i] := v_now; nwu[i] := 0; nwp[i] := 0; nwb[i] := 0;
 			FOR j IN 1..n LOOP
 				IF v_name[j] = p_dname[i] AND v_dim[j] = p_ddim[i] THEN
-					nws[i] := v_ws[j]; nwu[i] := v_wu[j];
+					nws[i] := v_ws[j]; nwu[i] := v_wu[j]; nwp[i] := v_wp[j]; nwb[i] := v_wb[j];
 					EXIT;
 				END IF;
 			END LOOP;
 		END LOOP;
 		v_src := array_fill(0::smallint, ARRAY[m]);
 		v_name := p_dname; v_dim := p_ddim; v_lim := p_dlim; v_win := p_dwin;
-		v_ws := nws; v_wu := nwu; n := m;
+		v_ws := nws; v_wu := nwu; v_wp := nwp; v_wb := nwb; n := m;
 		v_limits := true;
 	END IF;
 
-	-- Earliest on every limit.
+	-- Earliest on every limit. Where a limit's slot is tmin, its window
+	-- after Take at tmin is kept in nws..nwb (the common path needs no
+	-- second pass).
 	e := greatest(v_now, v_blocked, v_last);  -- tmin
 	v_t := e;                                 -- t*
 	q := 0;                                   -- the limit that decided t*
+	nws := v_ws; nwu := v_wu; nwp := v_wp; nwb := v_wb;
 	FOR i IN 1..n LOOP
 		-- The cost of the request for this limit.
 		c := CASE WHEN array_position(p_cdim, v_dim[i]) IS NOT NULL THEN p_camt[array_position(p_cdim, v_dim[i])]
@@ -357,49 +407,91 @@ const acquireBody = `
 		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
 			code := 1;
 		ELSE
-			st := v_ws[i]; u := v_wu[i];
-			IF e >= st + w THEN
-				st := st + (e - st) / w * w;
-				u := 0;
-			END IF;
-			-- A future window counts the slots paced before tmin as spent.
-			IF st > v_now AND e > st THEN
-				u := greatest(u, (e - st)::float8 / w::float8 * lm);
-			END IF;
-			IF (CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END) THEN
-				nws[i] := st; nwu[i] := u + c;  -- the window after Take at tmin
+			st := v_ws[i]; u := v_wu[i]; pv := v_wp[i];
+			al := pv = 'NaN'::float8;
+			lt := v_wb[i] & 65535; ls := (v_wb[i] >> 16) & 65535;
+			plt := (v_wb[i] >> 32) & 65535; pls := (v_wb[i] >> 48) & 65535;
+			-- The tail the window at st sees.
+			IF al THEN
+				tu := 0; tl := 0; tls := 0;
 			ELSE
-				LOOP
-					st := st + w;
-					u := 0;
-					IF st > v_now AND e > st THEN
-						u := greatest(u, (e - st)::float8 / w::float8 * lm);
-					END IF;
-					EXIT WHEN CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END;
-					IF u = 0 THEN
-						code := 1;  -- not even an empty window holds it
-						EXIT;
-					END IF;
-				END LOOP;
+				tu := pv; tl := plt::float8 / 65535 * lm; tls := ceil(pls::float8 / 65535 * w::float8)::bigint;
 			END IF;
+			IF e >= st + w THEN
+				kk := (e - st) / w;
+				IF al OR kk >= 2 THEN
+					tu := 0; tl := 0; tls := 0;
+				ELSE
+					tu := u; tl := lt::float8 / 65535 * lm; tls := ceil(ls::float8 / 65535 * w::float8)::bigint;
+				END IF;
+				IF NOT al THEN
+					IF kk = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				END IF;
+				st := st + kk * w; u := 0; lt := 0; ls := 0;
+			END IF;
+			fr := false;
+			LOOP
+				g := u + lt::float8 / 65535 * lm;  -- the grid's end
+				-- A future window counts the slots paced before tmin as spent.
+				IF st > v_now AND e > st THEN
+					u := greatest(u, (e - st)::float8 / w::float8 * lm);
+				END IF;
+				IF (CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END) THEN
+					sl := e;
+					IF st > v_now THEN
+						sl := greatest(st + trunc(u / lm * w::float8)::bigint, e);
+					END IF;
+					-- Wait for the tail to leave room.
+					mm := floor(lm - u - c + 1e-9);
+					IF tu > 0 AND tu > mm + 1e-9 THEN
+						IF mm < 0 THEN
+							o := w::float8;
+						ELSE
+							o := least(ceil((tu + tl - mm - 1) * w::float8 / lm), tls::float8);
+						END IF;
+						IF o > 0 THEN
+							sl := greatest(sl, st + least(o, w::float8)::bigint);
+						END IF;
+					END IF;
+					EXIT WHEN sl < st + w;
+				ELSIF fr AND u = 0 AND NOT (tu > 0) THEN
+					code := 1;  -- not even an empty window holds it
+					EXIT;
+				END IF;
+				-- The window after: its tail is this one's (none after a
+				-- window passed over).
+				IF al OR fr THEN
+					tu := 0; tl := 0; tls := 0;
+				ELSE
+					tu := u;
+					tl := (CASE WHEN g - u > 0 THEN least(ceil((g - u) / lm * 65535), 65535) ELSE 0 END) / 65535 * lm;
+					tls := ceil(ls::float8 / 65535 * w::float8)::bigint;
+				END IF;
+				st := st + w; u := 0; lt := 0; ls := 0; fr := true;
+			END LOOP;
 		END IF;
 		IF code = 1 THEN
 			ok := false; wait := v_t; seq := v_seq; blocked := false; at := 0;
 			l_name := v_name[i]; l_dim := v_dim[i]; l_lim := lm; l_win := v_win[i];
 			IF v_limits THEN
 				UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
-					wstart = v_ws, wused = v_wu, last_used = v_now
+					wstart = v_ws, wused = v_wu, wprev = v_wp, wbits = v_wb, last_used = v_now
 				WHERE id = v_id;
 			ELSE
 				UPDATE {tbl} SET last_used = v_now WHERE id = v_id;
 			END IF;
 			RETURN;
 		END IF;
-		IF st > v_now THEN
-			st := greatest(st + trunc(u / lm * w::float8)::bigint, e);
-			IF st > v_t THEN
-				v_t := st; q := i;
+		IF sl > v_t THEN
+			v_t := sl; q := i;
+		ELSIF sl = e THEN
+			-- Take at tmin: the window as found, plus the cost.
+			IF NOT al THEN
+				g := greatest(g, (e - st)::float8 / w::float8 * lm) + c;
+				lt := CASE WHEN g - (u + c) > 0 THEN least(ceil((g - (u + c)) / lm * 65535), 65535)::bigint ELSE 0 END;
+				ls := greatest(ls, CASE WHEN e - st > 0 THEN least(ceil((e - st)::float8 / w::float8 * 65535), 65535)::bigint ELSE 0 END);
 			END IF;
+			nws[i] := st; nwu[i] := u + c; nwp[i] := pv; nwb[i] := lt | (ls << 16) | (plt << 32) | (pls << 48);
 		END IF;
 	END LOOP;
 
@@ -419,7 +511,8 @@ const acquireBody = `
 
 	IF q = 0 AND n > 0 AND v_limits IS NULL THEN
 		-- t* = tmin, and the limits are those of the row.
-		UPDATE {tbl} SET wstart = nws, wused = nwu, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+		UPDATE {tbl} SET wstart = nws, wused = nwu, wprev = nwp, wbits = nwb,
+			seq = v_seq + 1, last_slot = v_t, last_used = v_now
 		WHERE id = v_id;
 		RETURN;
 	END IF;
@@ -429,29 +522,48 @@ const acquireBody = `
 		c := CASE WHEN array_position(p_cdim, v_dim[i]) IS NOT NULL THEN p_camt[array_position(p_cdim, v_dim[i])]
 		          WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
 		w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
-		e := v_ws[i]; u := v_wu[i];
+		e := v_ws[i]; u := v_wu[i]; pv := v_wp[i];
+		al := pv = 'NaN'::float8;
+		lt := v_wb[i] & 65535; ls := (v_wb[i] >> 16) & 65535;
+		plt := (v_wb[i] >> 32) & 65535; pls := (v_wb[i] >> 48) & 65535;
 		IF v_t >= e + w THEN
-			e := e + (v_t - e) / w * w;
+			kk := (v_t - e) / w;
+			IF NOT al THEN
+				IF kk = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				lt := 0; ls := 0;
+			END IF;
+			e := e + kk * w;
 			u := 0;
 		END IF;
+		g := u + lt::float8 / 65535 * lm;
 		IF e > v_now AND v_t > e THEN
 			u := greatest(u, (v_t - e)::float8 / w::float8 * lm);
 		END IF;
 		u := u + c;
+		IF NOT al THEN
+			g := greatest(g, (v_t - e)::float8 / w::float8 * lm) + c;
+			lt := CASE WHEN g - u > 0 THEN least(ceil((g - u) / lm * 65535), 65535)::bigint ELSE 0 END;
+			ls := greatest(ls, CASE WHEN v_t - e > 0 THEN least(ceil((v_t - e)::float8 / w::float8 * 65535), 65535)::bigint ELSE 0 END);
+		END IF;
 		IF lm > 0 AND u > lm + 1e-9 THEN
 			k := least(ceil((u - lm) / lm), 1048576);
+			IF NOT al THEN
+				IF k = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				lt := 0; ls := 0;
+			END IF;
 			e := e + k::bigint * w;
 			u := u - k * lm;
 		END IF;
-		v_ws[i] := e; v_wu[i] := u;
+		v_ws[i] := e; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := lt | (ls << 16) | (plt << 32) | (pls << 48);
 	END LOOP;
 
 	IF v_limits THEN
 		UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
-			wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+			wstart = v_ws, wused = v_wu, wprev = v_wp, wbits = v_wb, seq = v_seq + 1, last_slot = v_t, last_used = v_now
 		WHERE id = v_id;
 	ELSE
-		UPDATE {tbl} SET wstart = v_ws, wused = v_wu, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+		UPDATE {tbl} SET wstart = v_ws, wused = v_wu, wprev = v_wp, wbits = v_wb,
+			seq = v_seq + 1, last_slot = v_t, last_used = v_now
 		WHERE id = v_id;
 	END IF;
 END`
@@ -480,20 +592,23 @@ const observeBody = `
 	IF m > 0 AND v_src && '{0}'::smallint[] THEN
 		-- Learned limits replace the defaults; new ones may inherit their windows.
 		v_inherit := true;
-		dwin := '{}'; ddim := '{}'; dws := '{}'; dwu := '{}';
+		dwin := '{}'; ddim := '{}'; dws := '{}'; dwu := '{}'; dwp := '{}'; dwb := '{}';
 		nsrc := '{}'; nname := '{}'; ndim := '{}'; nlim := '{}'; nwin := '{}'; nws := '{}'; nwu := '{}';
+		nwp := '{}'; nwb := '{}';
 		j := 0; q := 0;
 		FOR i IN 1..n LOOP
 			IF v_src[i] <> 0 THEN
 				j := j + 1;
 				nsrc[j] := v_src[i]; nname[j] := v_name[i]; ndim[j] := v_dim[i]; nlim[j] := v_lim[i];
-				nwin[j] := v_win[i]; nws[j] := v_ws[i]; nwu[j] := v_wu[i];
+				nwin[j] := v_win[i]; nws[j] := v_ws[i]; nwu[j] := v_wu[i]; nwp[j] := v_wp[i]; nwb[j] := v_wb[i];
 			ELSE
 				q := q + 1;
 				dwin[q] := v_win[i]; ddim[q] := v_dim[i]; dws[q] := v_ws[i]; dwu[q] := v_wu[i];
+				dwp[q] := v_wp[i]; dwb[q] := v_wb[i];
 			END IF;
 		END LOOP;
 		v_src := nsrc; v_name := nname; v_dim := ndim; v_lim := nlim; v_win := nwin; v_ws := nws; v_wu := nwu;
+		v_wp := nwp; v_wb := nwb;
 		n := j;
 	END IF;
 
@@ -521,16 +636,18 @@ const observeBody = `
 			END IF;
 			IF i > 0 THEN
 				-- The window of the default, with the slots booked under it;
-				-- a current one keeps its count but ends with the server's.
-				v_ws[j] := dws[i]; v_wu[j] := dwu[i];
+				-- a current one keeps its count but ends with the server's
+				-- (aligned).
+				v_ws[j] := dws[i]; v_wu[j] := dwu[i]; v_wp[j] := dwp[i]; v_wb[j] := dwb[i];
 				IF p_qhasreset[q] AND dws[i] <= v_now THEN
-					v_ws[j] := v_now + p_qreset[q] - w;
+					v_ws[j] := v_now + p_qreset[q] - w; v_wp[j] := 'NaN'; v_wb[j] := 0;
 				END IF;
 			ELSE
-				-- StartWindow: the window ends at the server's reset.
-				v_ws[j] := v_now; v_wu[j] := 0;
+				-- StartWindow: the window ends at the server's reset
+				-- (aligned), or starts now.
+				v_ws[j] := v_now; v_wu[j] := 0; v_wp[j] := 0; v_wb[j] := 0;
 				IF p_qhasreset[q] AND w > 0 THEN
-					v_ws[j] := v_now + p_qreset[q] - w;
+					v_ws[j] := v_now + p_qreset[q] - w; v_wp[j] := 'NaN';
 				END IF;
 			END IF;
 		END IF;
@@ -540,60 +657,87 @@ const observeBody = `
 		lm := p_qlim[q];
 		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
 
-		st := v_ws[j]; u := v_wu[j];
+		st := v_ws[j]; u := v_wu[j]; pv := v_wp[j];
+		al := pv = 'NaN'::float8;
+		lt := v_wb[j] & 65535; ls := (v_wb[j] >> 16) & 65535;
+		plt := (v_wb[j] >> 32) & 65535; pls := (v_wb[j] >> 48) & 65535;
 		IF v_now >= st + w THEN
-			st := st + (v_now - st) / w * w;
+			kk := (v_now - st) / w;
+			IF NOT al THEN
+				IF kk = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				lt := 0; ls := 0;
+			END IF;
+			st := st + kk * w;
 			u := 0;
 		END IF;
 		tol := 1000000000 + w / 20;   -- Tolerance(w)
+		c := NULL;  -- the server's used count, when known
 		IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now
 		   AND (NOT p_qhasreset[q] OR v_now + p_qreset[q] <= st + w + tol) THEN
 			-- Sent before the current window began: about an earlier window.
-			v_ws[j] := st; v_wu[j] := u;
+			v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
 			CONTINUE;
-		END IF;
-		c := NULL;  -- the server's used count, when known
-		IF p_qhasrem[q] THEN
-			c := greatest(0, lm - p_qrem[q]);
-			IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
-				-- At most the grants of the latest window are in the server's too.
-				c := c + least((v_seq - p_sent_seq)::float8, u);
+		ELSE
+			IF p_qhasrem[q] THEN
+				c := greatest(0, lm - p_qrem[q]);
+				IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
+					-- At most the grants of the latest window are in the server's too.
+					c := c + least((v_seq - p_sent_seq)::float8, u);
+				END IF;
+			END IF;
+			fr := false;  -- whether the count may lower what is left
+			IF p_qhasreset[q] THEN
+				e := v_now + p_qreset[q];   -- the server's window end
+				IF e > st + w + tol THEN
+					-- The server is already in a window after the latest local one.
+					al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
+					st := e - w;
+					u := coalesce(c, 0);
+				ELSIF st > v_now THEN
+					-- The latest local window is a future one, holding
+					-- reservations the server cannot know of: ignored.
+					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+					CONTINUE;
+				ELSIF e >= st + w - tol THEN
+					-- The same window.
+					al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
+					fr := true;
+				ELSIF v_sent <= 0 AND e <= st + tol THEN
+					-- Without the send time, a window ending about when the
+					-- local one began is taken for the one before: stale. (With
+					-- it, a request sent in an earlier window was checked above.)
+					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+					CONTINUE;
+				ELSE
+					-- The server's window ends inside the local current one: align.
+					al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
+					st := e - w;
+					fr := true;
+				END IF;
+			ELSIF st <= v_now THEN
+				fr := true;
+			END IF;
+			IF fr AND c > u THEN
+				IF NOT al THEN
+					-- The units the server counted beyond the local ones are
+					-- taken as granted now.
+					g := greatest(u + lt::float8 / 65535 * lm, ((v_now - st)::float8 / w::float8) * lm) + c - u;
+					lt := CASE WHEN g - c > 0 THEN least(ceil((g - c) / lm * 65535), 65535)::bigint ELSE 0 END;
+					ls := greatest(ls, CASE WHEN v_now - st > 0 THEN least(ceil((v_now - st)::float8 / w::float8 * 65535), 65535)::bigint ELSE 0 END);
+				END IF;
+				u := c;
+			END IF;
+			IF u > lm + 1e-9 THEN
+				k := least(ceil((u - lm) / lm), 1048576);
+				IF NOT al THEN
+					IF k = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+					lt := 0; ls := 0;
+				END IF;
+				st := st + k::bigint * w;
+				u := u - k * lm;
 			END IF;
 		END IF;
-		IF p_qhasreset[q] THEN
-			e := v_now + p_qreset[q];   -- the server's window end
-			IF e > st + w + tol THEN
-				-- The server is already in a window after the latest local one.
-				st := e - w;
-				u := coalesce(c, 0);
-			ELSIF st > v_now THEN
-				-- The latest local window is a future one, holding
-				-- reservations the server cannot know of: ignored.
-				v_ws[j] := st; v_wu[j] := u;
-				CONTINUE;
-			ELSIF e >= st + w - tol THEN
-				-- The same window.
-				IF c > u THEN u := c; END IF;
-			ELSIF v_sent <= 0 AND e <= st + tol THEN
-				-- Without the send time, a window ending about when the
-				-- local one began is taken for the one before: stale. (With
-				-- it, a request sent in an earlier window was checked above.)
-				v_ws[j] := st; v_wu[j] := u;
-				CONTINUE;
-			ELSE
-				-- The server's window ends inside the local current one: align.
-				st := e - w;
-				IF c > u THEN u := c; END IF;
-			END IF;
-		ELSIF st <= v_now AND c > u THEN
-			u := c;
-		END IF;
-		IF u > lm + 1e-9 THEN
-			k := least(ceil((u - lm) / lm), 1048576);
-			st := st + k::bigint * w;
-			u := u - k * lm;
-		END IF;
-		v_ws[j] := st; v_wu[j] := u;
+		v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
 	END LOOP;
 
 	IF p_block > 0 THEN
@@ -603,13 +747,16 @@ const observeBody = `
 		v_blocked := greatest(v_blocked, e);
 		FOR i IN 1..n LOOP
 			IF v_ws[i] < e AND v_last < e THEN
-				v_ws[i] := e; v_wu[i] := 0;
+				v_ws[i] := e; v_wu[i] := 0; v_wb[i] := 0;
+				IF NOT (v_wp[i] = 'NaN'::float8) THEN
+					v_wp[i] := 0;
+				END IF;
 			END IF;
 		END LOOP;
 	END IF;
 
 	UPDATE {tbl} SET src = v_src, name = v_name, dim = v_dim, lim = v_lim, win = v_win,
-		wstart = v_ws, wused = v_wu, blocked_until = v_blocked, last_used = v_now
+		wstart = v_ws, wused = v_wu, wprev = v_wp, wbits = v_wb, blocked_until = v_blocked, last_used = v_now
 	WHERE id = v_id;
 END`
 
@@ -629,6 +776,7 @@ DECLARE
 	n int; m int; i int; j int;
 	nsrc smallint[] := '{}'; nname text[] := '{}'; ndim text[] := '{}'; nlim float8[] := '{}';
 	nwin bigint[] := '{}'; nws bigint[] := '{}'; nwu float8[] := '{}';
+	nwp float8[] := '{}'; nwb bigint[] := '{}';
 BEGIN
 	IF p_relaxed THEN
 		PERFORM set_config('synchronous_commit', 'off', true);
@@ -638,7 +786,7 @@ BEGIN
 	END IF;
 	m := coalesce(cardinality(p_name), 0);
 	LOOP
-		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused INTO r
+		SELECT t.src, t.name, t.dim, t.lim, t.win, t.wstart, t.wused, t.wprev, t.wbits INTO r
 		  FROM {tbl} t WHERE t.id = v_id FOR NO KEY UPDATE;
 		EXIT WHEN FOUND;
 		IF m = 0 THEN
@@ -654,10 +802,11 @@ BEGIN
 	-- override remains).
 	FOR i IN 1..m LOOP
 		nsrc[i] := 2; nname[i] := p_name[i]; ndim[i] := p_dim[i]; nlim[i] := p_lim[i]; nwin[i] := p_win[i];
-		nws[i] := v_now; nwu[i] := 0;
+		nws[i] := v_now; nwu[i] := 0; nwp[i] := 0; nwb[i] := 0;
 		FOR q IN 1..n LOOP
 			IF r.src[q] <> 1 AND r.name[q] = p_name[i] AND r.dim[q] = p_dim[i] THEN
 				nws[i] := r.wstart[q]; nwu[i] := r.wused[q];
+				nwp[i] := coalesce(r.wprev[q], 0); nwb[i] := coalesce(r.wbits[q], 0);
 				EXIT;
 			END IF;
 		END LOOP;
@@ -668,10 +817,11 @@ BEGIN
 			j := j + 1;
 			nsrc[j] := r.src[i]; nname[j] := r.name[i]; ndim[j] := r.dim[i]; nlim[j] := r.lim[i];
 			nwin[j] := r.win[i]; nws[j] := r.wstart[i]; nwu[j] := r.wused[i];
+			nwp[j] := coalesce(r.wprev[i], 0); nwb[j] := coalesce(r.wbits[i], 0);
 		END IF;
 	END LOOP;
 	UPDATE {tbl} SET src = nsrc, name = nname, dim = ndim, lim = nlim, win = nwin, wstart = nws, wused = nwu,
-		last_used = v_now
+		wprev = nwp, wbits = nwb, last_used = v_now
 	WHERE id = v_id;
 END`
 
@@ -682,7 +832,9 @@ RETURNS bigint LANGUAGE plpgsql AS`
 // (-1 otherwise): rows forgetting which changes nothing (the memory
 // backend's forgettable): not blocked, no slot to come, no override and
 // every window over (now >= wstart + Span(win)), so an exhausted daily
-// quota outlives an idle hour. The conditions are repeated on the outer
+// quota outlives an idle hour; an unaligned window also while its latest
+// unit is within a window's length (a bound the memory backend's Idle may
+// lift earlier). The conditions are repeated on the outer
 // DELETE so that a row updated meanwhile is checked again in its newest
 // version.
 const sweepBody = `
@@ -698,13 +850,19 @@ BEGIN
 		SELECT s.id FROM {tbl} s
 		WHERE s.last_used < v_now - p_ttl AND s.blocked_until <= v_now AND s.last_slot <= v_now
 		  AND NOT (s.src && '{2}'::smallint[])
-		  AND NOT EXISTS (SELECT 1 FROM unnest(s.wstart, s.win) AS x(ws, wn)
-		                  WHERE v_now < x.ws + x.wn + least(20000000 + x.wn / 1000, x.wn / 10))
+		  AND NOT EXISTS (SELECT 1 FROM unnest(s.wstart, s.win, s.wused, s.wprev, s.wbits) AS x(ws, wn, wu, wp, wb)
+		                  CROSS JOIN LATERAL (SELECT x.wn + least(20000000 + x.wn / 1000, x.wn / 10) AS sp) y
+		                  WHERE v_now < x.ws + y.sp
+		                     OR (NOT (coalesce(x.wp, 0) = 'NaN'::float8) AND x.wu > 0 AND v_now < x.ws + 2 * y.sp
+		                         AND v_now - x.ws - y.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * y.sp::float8)))
 		LIMIT p_batch)
 	  AND t.last_used < v_now - p_ttl AND t.blocked_until <= v_now AND t.last_slot <= v_now
 	  AND NOT (t.src && '{2}'::smallint[])
-	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart, t.win) AS x(ws, wn)
-	                  WHERE v_now < x.ws + x.wn + least(20000000 + x.wn / 1000, x.wn / 10));
+	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart, t.win, t.wused, t.wprev, t.wbits) AS x(ws, wn, wu, wp, wb)
+	                  CROSS JOIN LATERAL (SELECT x.wn + least(20000000 + x.wn / 1000, x.wn / 10) AS sp) y
+	                  WHERE v_now < x.ws + y.sp
+	                     OR (NOT (coalesce(x.wp, 0) = 'NaN'::float8) AND x.wu > 0 AND v_now < x.ws + 2 * y.sp
+	                         AND v_now - x.ws - y.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * y.sp::float8)));
 	GET DIAGNOSTICS v_n = ROW_COUNT;
 	RETURN v_n;
 END`
@@ -727,13 +885,15 @@ DECLARE
 	v_win  bigint[];
 	v_ws   bigint[];
 	v_wu   float8[];
+	v_wp   float8[];
+	v_wb   bigint[];
 	v_seq  bigint;
 	v_last bigint;
 	v_now  bigint;
 	v_slot bigint := 0;
 	i int; j int;
-	c float8; lm float8; u float8;
-	w bigint; st bigint;
+	c float8; lm float8; u float8; pv float8;
+	w bigint; st bigint; lt bigint; ls bigint; plt bigint; pls bigint;
 BEGIN
 	IF p_relaxed THEN
 		PERFORM set_config('synchronous_commit', 'off', true);
@@ -741,11 +901,15 @@ BEGIN
 	IF p_lock_timeout > 0 THEN
 		PERFORM set_config('lock_timeout', p_lock_timeout::text, true);
 	END IF;
-	SELECT t.dim, t.lim, t.win, t.wstart, t.wused, t.seq, t.last_slot
-	  INTO v_dim, v_lim, v_win, v_ws, v_wu, v_seq, v_last
+	SELECT t.dim, t.lim, t.win, t.wstart, t.wused, t.wprev, t.wbits, t.seq, t.last_slot
+	  INTO v_dim, v_lim, v_win, v_ws, v_wu, v_wp, v_wb, v_seq, v_last
 	  FROM {tbl} t WHERE t.id = v_id FOR NO KEY UPDATE;
 	IF NOT FOUND OR v_seq <> p_seq OR v_last <> p_at THEN
 		RETURN false;
+	END IF;
+	IF cardinality(v_wp) <> cardinality(v_lim) OR cardinality(v_wb) <> cardinality(v_lim) THEN
+		v_wp := array_fill(0::float8, ARRAY[cardinality(v_lim)]);
+		v_wb := array_fill(0::bigint, ARRAY[cardinality(v_lim)]);
 	END IF;
 	v_now := {now};
 	FOR i IN 1..coalesce(cardinality(v_lim), 0) LOOP
@@ -754,19 +918,27 @@ BEGIN
 			IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 		END LOOP;
 		lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
-		st := v_ws[i]; u := v_wu[i] - c;
-		-- Emptying a future window makes the full one before it the latest.
+		st := v_ws[i]; u := v_wu[i] - c; pv := v_wp[i];
+		lt := v_wb[i] & 65535; ls := (v_wb[i] >> 16) & 65535;
+		plt := (v_wb[i] >> 32) & 65535; pls := (v_wb[i] >> 48) & 65535;
+		-- Emptying a future window makes the full one before it the latest,
+		-- its units where this one's tail said.
 		WHILE u < 1e-9 AND st - w > v_now AND lm > 0 LOOP
 			st := st - w;
 			u := u + lm;
+			IF NOT (pv = 'NaN'::float8) THEN
+				lt := CASE WHEN pv + plt::float8 / 65535 * lm - u > 0
+				           THEN least(ceil((pv + plt::float8 / 65535 * lm - u) / lm * 65535), 65535)::bigint ELSE 0 END;
+				ls := pls; pv := 0; plt := 0; pls := 0;
+			END IF;
 		END LOOP;
 		u := greatest(u, 0);
-		v_ws[i] := st; v_wu[i] := u;
+		v_ws[i] := st; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := lt | (ls << 16) | (plt << 32) | (pls << 48);
 		IF st > v_now AND u >= 1e-9 AND lm > 0 THEN
 			v_slot := greatest(v_slot, st + trunc((u - 1) / lm * w::float8)::bigint);
 		END IF;
 	END LOOP;
-	UPDATE {tbl} SET wstart = v_ws, wused = v_wu, seq = v_seq - 1,
+	UPDATE {tbl} SET wstart = v_ws, wused = v_wu, wprev = v_wp, wbits = v_wb, seq = v_seq - 1,
 		last_slot = least(v_last, greatest(v_slot, v_now))
 	WHERE id = v_id;
 	RETURN true;
@@ -779,6 +951,7 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV3,
 	(*names).ddlV4,
 	(*names).ddlV5,
+	(*names).ddlV6,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
