@@ -81,8 +81,9 @@ func newNames(schema, table, now string) *names {
 	h.Write([]byte(table))
 	n.sweepKey = int32(h.Sum32())
 
-	n.acquire = `SELECT ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at FROM ` + n.qAcquire +
-		`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	// acquire's row as one composite value, in the order of its OUT
+	// columns: ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at.
+	n.acquire = `SELECT ` + n.qAcquire + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
