@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/backend/memory"
@@ -354,30 +355,33 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 	maxWait := max(req.MaxWait, 0)
 	key := []byte(req.Key)
 	return call(b, ctx, func(ctx context.Context) (smartratelimit.Reservation, error) {
-		var (
+		// The function's row comes as one composite value (SELECT f(...)):
+		// cheaper for the server than a FROM clause, which plans and
+		// materializes a function scan on every call.
+		var o struct {
 			ok, blocked    bool
 			code           int32
 			wait, seq, win int64
 			at             int64
 			name, dim      string
 			lim            float64
-		)
+		}
 		err := b.db.QueryRow(ctx, b.n.acquire, key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
 			int64(maxWait), b.relaxed, b.lockMS).
-			Scan(&ok, &code, &wait, &seq, &blocked, &name, &dim, &lim, &win, &at)
+			Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at})
 		if err != nil {
 			return zero, err
 		}
 		var l smartratelimit.Limit
-		if lim > 0 {
-			l = smartratelimit.Limit{Name: name, Dimension: smartratelimit.Dimension(dim), Limit: lim, Window: time.Duration(win)}
+		if o.lim > 0 {
+			l = smartratelimit.Limit{Name: o.name, Dimension: smartratelimit.Dimension(o.dim), Limit: o.lim, Window: time.Duration(o.win)}
 		}
-		if code == 1 {
+		if o.code == 1 {
 			return zero, decisionError{fmt.Errorf("%w: %s", smartratelimit.ErrCostExceedsLimit, l)}
 		}
-		r := smartratelimit.Reservation{OK: ok, Wait: time.Duration(wait), Limit: l, Blocked: blocked}
-		if ok {
-			r.Seq, r.At = uint64(seq), at
+		r := smartratelimit.Reservation{OK: o.ok, Wait: time.Duration(o.wait), Limit: l, Blocked: o.blocked}
+		if o.ok {
+			r.Seq, r.At = uint64(o.seq), o.at
 		}
 		return r, nil
 	}, func(fb smartratelimit.Backend) (smartratelimit.Reservation, error) {
@@ -385,8 +389,13 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 	})
 }
 
-// costArgs checks costs and returns them as the functions' parallel arrays.
+// costArgs checks costs and returns them as the functions' parallel arrays:
+// nil (SQL NULL, which the functions take for no costs and the server
+// need not decode) when there are none.
 func costArgs(costs []smartratelimit.Cost) ([]string, []float64, error) {
+	if len(costs) == 0 {
+		return nil, nil, nil
+	}
 	dims, amts := make([]string, len(costs)), make([]float64, len(costs))
 	for i, c := range costs {
 		if math.IsNaN(c.Amount) || math.IsInf(c.Amount, 0) || c.Amount < 0 {

@@ -81,8 +81,9 @@ func newNames(schema, table, now string) *names {
 	h.Write([]byte(table))
 	n.sweepKey = int32(h.Sum32())
 
-	n.acquire = `SELECT ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at FROM ` + n.qAcquire +
-		`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	// acquire's row as one composite value, in the order of its OUT
+	// columns: ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at.
+	n.acquire = `SELECT ` + n.qAcquire + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
@@ -368,8 +369,8 @@ LANGUAGE plpgsql AS`
 // past tmin) runs as few statements as it can. While every limit answers
 // tmin, Take at tmin leaves each window as its Earliest found it plus the
 // cost (which fits, so nothing spills into a later window): nws and nwu
-// collect those windows, and Take is not run again. The row is written
-// back with only the columns that changed.
+// collect those windows, Take is not run again, and the write returns the
+// answer. The row is written back with only the columns that changed.
 const acquireBody = `
 	-- A key with neither learned nor override limits enforces the request's
 	-- defaults, keeping the window state of those it already had.
@@ -495,6 +496,17 @@ const acquireBody = `
 		END IF;
 	END LOOP;
 
+	IF q = 0 AND n > 0 AND v_limits IS NULL AND v_t - v_now <= p_max_wait THEN
+		-- The common path: t* = tmin, the limits are those of the row, and
+		-- Take left the windows in nws and nwu. The answer comes with the
+		-- write (one statement instead of one per OUT column).
+		UPDATE {tbl} SET wstart = nws, wused = nwu, wprev = nwp, wbits = nwb, seq = v_seq + 1, last_slot = v_t, last_used = v_now
+		WHERE id = v_id
+		RETURNING true, 0, v_t - v_now, v_seq + 1, v_blocked > v_now AND v_t = v_blocked, '', '', 0::float8, 0::bigint, v_t
+		INTO ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at;
+		RETURN;
+	END IF;
+
 	code := 0;
 	wait := v_t - v_now;
 	blocked := q = 0 AND v_blocked > v_now AND v_t = v_blocked;
@@ -508,14 +520,6 @@ const acquireBody = `
 		RETURN;
 	END IF;
 	ok := true; seq := v_seq + 1; at := v_t;
-
-	IF q = 0 AND n > 0 AND v_limits IS NULL THEN
-		-- t* = tmin, and the limits are those of the row.
-		UPDATE {tbl} SET wstart = nws, wused = nwu, wprev = nwp, wbits = nwb,
-			seq = v_seq + 1, last_slot = v_t, last_used = v_now
-		WHERE id = v_id;
-		RETURN;
-	END IF;
 
 	-- Take at t* on every limit.
 	FOR i IN 1..n LOOP
