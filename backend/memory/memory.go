@@ -523,13 +523,31 @@ func (b *Backend) SetLimits(ctx context.Context, key string, limits []srl.Limit)
 	if st.x == nil {
 		st.x = &learned{}
 	}
-	st.x.override = st.x.override[:0]
+	// An override keeps the window of an override or default of the same
+	// name and dimension (as the PostgreSQL backend does), so setting the
+	// same limits again changes nothing.
+	var over []limitState
 	for _, l := range limits {
-		st.x.override = append(st.x.override, limitState{Limit: l, w: srl.Window{Start: now}})
+		w := srl.Window{Start: now}
+		found := false
+		for _, o := range st.x.override {
+			if o.Same(l) {
+				w, found = o.w, true
+				break
+			}
+		}
+		if !found && len(st.x.headers)+len(st.x.override) == 0 && st.defs != nil {
+			def := st.def()
+			for i, d := range st.defs.limits {
+				if d.Same(l) {
+					w = def[i]
+					break
+				}
+			}
+		}
+		over = append(over, limitState{Limit: l, w: w})
 	}
-	if len(st.x.override) == 0 {
-		st.x.override = nil
-	}
+	st.x.override = over
 	return nil
 }
 

@@ -39,7 +39,8 @@ func setNow(t *testing.T, b *Backend, ns int64) {
 // lagging future windows (several limits and blocks push requests later),
 // blocks while reservations are outstanding, reports with SentAgo, and
 // the handover from defaults to learned limits of the same window (keys
-// are cleared now and then so that it happens again), and cancelled
+// are cleared now and then so that it happens again), overrides set,
+// set again and removed, and cancelled
 // reservations (mostly the key's latest grant, which is taken back, and
 // now and then an older one, which is not). Windows reported shorter than
 // the real one (inferred from a reset) must not shorten a learned limit.
@@ -67,6 +68,10 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 		{Name: "t", Dimension: srl.DimTokens, Limit: 100, Window: 20 * time.Second},
 		{Name: "m", Dimension: srl.DimRequests, Limit: 7, Window: time.Minute},
 	}
+	overrides := []srl.Limit{
+		{Name: "o1", Dimension: srl.DimRequests, Limit: 4, Window: 15 * time.Second},
+		{Name: "o2", Dimension: srl.DimTokens, Limit: 150, Window: 40 * time.Second},
+	}
 	seqs := map[string][]uint64{}
 	sent := map[string][]int64{} // send instants of the granted requests
 	// grants are the granted reservations of each key (memory's and
@@ -76,7 +81,7 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 		costs   []srl.Cost
 	}
 	grants := map[string][]grant{}
-	cancels := 0
+	cancels, sets := 0, 0
 	for step := range 4000 {
 		key := keys[rng.IntN(len(keys))]
 		var what string
@@ -120,6 +125,22 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 				got.At = want.At
 			}
 			require.Equal(t, want, got, "step %d %s", step, what)
+		case op < 9 && rng.IntN(30) == 0:
+			// Overrides: set (again: same-named windows carry over, even a
+			// default's), changed, or removed.
+			var lims []srl.Limit
+			for _, l := range overrides {
+				if rng.IntN(2) == 0 {
+					lims = append(lims, l)
+				}
+			}
+			if rng.IntN(3) == 0 && len(defaults[key]) > 0 {
+				lims = append(lims, defaults[key][0])
+			}
+			what = fmt.Sprintf("set limits %s %v", key, lims)
+			sets++
+			require.NoError(t, b.SetLimits(ctx, key, lims), what)
+			require.NoError(t, m.SetLimits(ctx, key, lims), what)
 		case op < 9 && rng.IntN(40) == 0:
 			what = "clear " + key
 			require.NoError(t, b.Clear(ctx, key))
@@ -210,5 +231,5 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d cancels", cancels)
+	t.Logf("%d cancels, %d overrides set", cancels, sets)
 }
