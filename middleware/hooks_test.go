@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend/memory"
 	"github.com/smartratelimit/smartratelimit/internal/clock"
 	"github.com/smartratelimit/smartratelimit/internal/testapi"
 	"github.com/smartratelimit/smartratelimit/middleware"
@@ -121,4 +123,54 @@ func TestProbeRetryDoesNotWaitForItself(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the retried probe waits for its own first response")
 	}
+}
+
+// Host limits another process cleared (through the shared backend) are set
+// again within overrideRefresh (30s), keeping their windows when nothing
+// cleared them.
+func TestHostLimitsComeBackAfterAClear(t *testing.T) {
+	srv := newServer(t, testapi.Config{Limit: 100, Window: time.Hour, Style: testapi.StyleNone})
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	fake := clock.NewFake(time.Now())
+	be, err := memory.New(memory.WithClock(fake))
+	require.NoError(t, err)
+	t.Cleanup(func() { be.Close() })
+	c, l := newClient(t, middleware.WithClock(fake), middleware.WithBackend(be),
+		middleware.WithHostLimits(u.Host, srl.Every(50, time.Hour)))
+	key := keyOf(t, srv.URL)
+	sources := func() []srl.Source {
+		st, err := l.Status(context.Background(), key)
+		require.NoError(t, err)
+		var s []srl.Source
+		for _, ls := range st.Limits {
+			s = append(s, ls.Source)
+		}
+		return s
+	}
+	_, err = c.R().Get(srv.URL)
+	require.NoError(t, err)
+	require.Equal(t, []srl.Source{srl.SourceOverride}, sources())
+	st, err := l.Status(context.Background(), key)
+	require.NoError(t, err)
+	require.Equal(t, 49.0, st.Limits[0].Remaining)
+
+	// Another limiter on the same backend clears the key.
+	other, err := middleware.New(middleware.WithClock(fake), middleware.WithBackend(be))
+	require.NoError(t, err)
+	t.Cleanup(func() { other.Close() })
+	require.NoError(t, other.Clear(context.Background(), key))
+
+	fake.Advance(31 * time.Second)
+	_, err = c.R().Get(srv.URL)
+	require.NoError(t, err)
+	assert.Equal(t, []srl.Source{srl.SourceOverride}, sources(), "set again")
+
+	// Set again without a clear: the window keeps its count.
+	fake.Advance(31 * time.Second)
+	_, err = c.R().Get(srv.URL)
+	require.NoError(t, err)
+	st, err = l.Status(context.Background(), key)
+	require.NoError(t, err)
+	assert.Equal(t, 48.0, st.Limits[0].Remaining)
 }

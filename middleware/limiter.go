@@ -32,7 +32,7 @@ type Limiter struct {
 
 	// overridden remembers the keys whose host limits were set in the
 	// backend; only hosts configured with WithHostLimits are tracked.
-	overridden sync.Map // key -> struct{}
+	overridden sync.Map // key -> int64, when they were last set (l.now())
 
 	// known holds the keys this process had a response from (read on
 	// every request, so lock-free); knownN counts them.
@@ -417,20 +417,26 @@ func (l *Limiter) learned(key string) {
 	}
 }
 
+// overrideRefresh is how often a key's configured host limits are set
+// again: another process sharing the backend may have cleared them.
+// Setting the same limits again keeps their windows.
+const overrideRefresh = 30 * time.Second
+
 // ensureOverride puts a host's configured limits on a key the first time
-// the key is seen.
+// the key is seen, and again every overrideRefresh.
 func (l *Limiter) ensureOverride(ctx context.Context, key, host string) error {
 	limits, ok := l.cfg.hostLimits[host]
 	if !ok {
 		return nil
 	}
-	if _, done := l.overridden.Load(key); done {
+	now := l.now()
+	if v, done := l.overridden.Load(key); done && now-v.(int64) < int64(overrideRefresh) {
 		return nil
 	}
 	if err := l.backend.SetLimits(ctx, key, limits); err != nil {
 		return err
 	}
-	l.overridden.Store(key, struct{}{})
+	l.overridden.Store(key, now)
 	return nil
 }
 
