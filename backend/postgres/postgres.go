@@ -15,7 +15,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/backend/memory"
@@ -44,6 +43,7 @@ type Backend struct {
 	ctx      context.Context // ends with Close; scopes background work
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the background goroutine ends
+	batch    *batcher      // sends acquires in pipelines
 }
 
 // New connects to the database at dsn (a URL or key=value string, see
@@ -155,6 +155,7 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 		b.enterDegraded(err)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.batch = newBatcher(b)
 	go b.loop()
 	return b, nil
 }
@@ -259,6 +260,7 @@ func (b *Backend) Close() error {
 	}
 	b.cancel()
 	<-b.done
+	b.batch.wait()
 	if b.ownPool {
 		b.db.Close()
 	}
@@ -357,18 +359,10 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 	return call(b, ctx, func(ctx context.Context) (smartratelimit.Reservation, error) {
 		// The function's row comes as one composite value (SELECT f(...)):
 		// cheaper for the server than a FROM clause, which plans and
-		// materializes a function scan on every call.
-		var o struct {
-			ok, blocked    bool
-			code           int32
-			wait, seq, win int64
-			at             int64
-			name, dim      string
-			lim            float64
-		}
-		err := b.db.QueryRow(ctx, b.n.acquire, key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
-			int64(maxWait), b.relaxed, b.lockMS).
-			Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at})
+		// materializes a function scan on every call. It comes through the
+		// batcher, which sends the acquires waiting for a connection
+		// together.
+		o, err := b.batch.acquire(ctx, key, &a, int64(maxWait))
 		if err != nil {
 			return zero, err
 		}

@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Acquires are sent in batches: while the pool's connections are busy,
+// the acquires that arrive queue up, and the next free worker sends all of
+// them (up to maxBatch) in one pipeline, which the server runs as one
+// implicit transaction — one round trip and one commit for the lot, and
+// PL/pgSQL prepares the function's expressions once instead of once per
+// acquire. Each acquire is still the same function call, locking its own
+// key's row; a batch locks its rows in key order, so two batches cannot
+// deadlock. With the pool idle an acquire goes alone, at once.
+
+// maxBatch bounds the acquires of one pipeline (and the rows it locks).
+const maxBatch = 32
+
+// maxWorkers bounds the workers (one connection each at a time).
+const maxWorkers = 16
+
+// batchTimeout bounds one pipeline: its statements have their own
+// statement_timeout, this guards against a silent network.
+const batchTimeout = 30 * time.Second
+
+// Request states: a worker delivers a result only to a caller still
+// waiting; a caller gone gives back what it was granted.
+const (
+	pending int32 = iota
+	delivered
+	abandoned
+)
+
+// acquireOut is acquire's row.
+type acquireOut struct {
+	ok, blocked    bool
+	code           int32
+	wait, seq, win int64
+	at             int64
+	name, dim      string
+	lim            float64
+}
+
+type acqReq struct {
+	key     []byte
+	a       *acquireArgs
+	maxWait int64
+	state   atomic.Int32
+	done    chan struct{}
+	out     acquireOut
+	err     error
+}
+
+type batcher struct {
+	b     *Backend
+	queue chan *acqReq
+	wg    sync.WaitGroup
+}
+
+func newBatcher(b *Backend) *batcher {
+	n := int(b.db.Config().MaxConns) / 2
+	n = max(1, min(n, maxWorkers))
+	bt := &batcher{b: b, queue: make(chan *acqReq, 4*maxBatch*n)}
+	bt.wg.Add(n)
+	for range n {
+		go bt.work()
+	}
+	return bt
+}
+
+// wait stops the workers (after the backend's context ended).
+func (bt *batcher) wait() { bt.wg.Wait() }
+
+// acquire runs one acquire through a batch and returns its row.
+func (bt *batcher) acquire(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
+	r := &acqReq{key: key, a: a, maxWait: maxWait, done: make(chan struct{})}
+	select {
+	case bt.queue <- r:
+	case <-ctx.Done():
+		return acquireOut{}, ctx.Err()
+	case <-bt.b.ctx.Done():
+		return acquireOut{}, bt.b.ctx.Err()
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(pending, abandoned) {
+			return acquireOut{}, ctx.Err()
+		}
+		<-r.done // delivered meanwhile
+	}
+	return r.out, r.err
+}
+
+func (bt *batcher) work() {
+	defer bt.wg.Done()
+	stop := bt.b.ctx.Done()
+	reqs := make([]*acqReq, 0, maxBatch)
+	for {
+		reqs = reqs[:0]
+		select {
+		case r := <-bt.queue:
+			reqs = append(reqs, r)
+		case <-stop:
+			bt.drain()
+			return
+		}
+	more:
+		for len(reqs) < maxBatch {
+			select {
+			case r := <-bt.queue:
+				reqs = append(reqs, r)
+			default:
+				break more
+			}
+		}
+		bt.run(reqs)
+	}
+}
+
+// drain answers the requests left when the backend closes.
+func (bt *batcher) drain() {
+	for {
+		select {
+		case r := <-bt.queue:
+			r.err = bt.b.ctx.Err()
+			bt.deliver(r)
+		default:
+			return
+		}
+	}
+}
+
+// run sends reqs in one pipeline (alone again each when the pipeline
+// fails for a reason other than the connection: one key's lock timeout
+// must not fail the others) and delivers every result.
+func (bt *batcher) run(reqs []*acqReq) {
+	live := reqs[:0]
+	for _, r := range reqs {
+		if r.state.Load() == abandoned {
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	slices.SortStableFunc(live, func(x, y *acqReq) int { return strings.Compare(string(x.key), string(y.key)) })
+	err := bt.send(live)
+	if err != nil && len(live) > 1 && !connectionLost(err) {
+		for _, r := range live {
+			r.err = bt.send([]*acqReq{r})
+		}
+	} else {
+		for _, r := range live {
+			r.err = err
+		}
+	}
+	for _, r := range live {
+		bt.deliver(r)
+	}
+}
+
+// send runs reqs' acquires in one pipeline and stores their rows.
+func (bt *batcher) send(reqs []*acqReq) error {
+	b := bt.b
+	ctx, cancel := context.WithTimeout(b.ctx, batchTimeout)
+	defer cancel()
+	var batch pgx.Batch
+	for _, r := range reqs {
+		batch.Queue(b.n.acquire, r.key, r.a.names, r.a.dims, r.a.lims, r.a.wins, r.a.cdims, r.a.camts,
+			r.maxWait, b.relaxed, b.lockMS)
+	}
+	br := b.db.SendBatch(ctx, &batch)
+	for _, r := range reqs {
+		o := &r.out
+		if err := br.QueryRow().Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at}); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// deliver hands r's result to its caller, or, when the caller is gone,
+// gives back the slot it was granted.
+func (bt *batcher) deliver(r *acqReq) {
+	if r.state.CompareAndSwap(pending, delivered) {
+		close(r.done)
+		return
+	}
+	close(r.done)
+	if r.err == nil && r.out.ok && r.out.at != 0 {
+		ctx, cancel := context.WithTimeout(bt.b.ctx, time.Second)
+		defer cancel()
+		_, _ = bt.b.db.Exec(ctx, bt.b.n.cancel, r.key, r.out.seq, r.out.at, r.a.cdims, r.a.camts, bt.b.relaxed, bt.b.lockMS)
+	}
+}
