@@ -60,7 +60,15 @@ func packFrac(part, whole float64) uint16 {
 	if !(part > 0) || !(whole > 0) {
 		return 0
 	}
-	return uint16(math.Min(math.Ceil(part/whole*fixed), fixed))
+	v := part / whole * fixed
+	if !(v < fixed) {
+		return fixed
+	}
+	q := uint16(v) // v's ceiling, as min(ceil(v), fixed) in SQL
+	if float64(q) < v {
+		q++
+	}
+	return q
 }
 
 // unpackFrac returns q 65535ths of whole.
@@ -87,14 +95,12 @@ type tail struct {
 // w's for w, none further on.
 func (w Window) tailOf(k int64, used float64, late, last uint16, limit float64, window int64) tail {
 	switch {
-	case w.Aligned():
-		return tail{}
-	case k == 0:
+	case k == 0 && w.Prev > 0: // not NaN: unaligned
 		return tail{w.Prev, unpackFrac(w.PrevLate, limit), lastOffset(w.PrevLast, window)}
-	case k == 1:
+	case k == 1 && used > 0 && !w.Aligned():
 		return tail{used, unpackFrac(late, limit), lastOffset(last, window)}
 	}
-	return tail{}
+	return tail{} // none: its count is 0, as that of a tail of no units
 }
 
 // count bounds the units of the window before that were granted within a
@@ -178,8 +184,12 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 		tl = w.tailOf(k, used, late, last, limit, window)
 		start, used, late, last = start+k*window, 0, 0, 0
 	}
+	aligned := w.Aligned()
 	for fresh := false; ; fresh = true {
-		grid := used + unpackFrac(late, limit)
+		grid := used
+		if !aligned {
+			grid += unpackFrac(late, limit)
+		}
 		if start > now {
 			used = paced(used, limit, window, start, tmin)
 		}
@@ -188,16 +198,18 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 			if start > now {
 				slot = max(start+int64(used/limit*float64(window)), tmin)
 			}
-			slot = max(slot, start+tl.wait(limit-used-cost, limit, window))
+			if tl.units > 0 {
+				slot = max(slot, start+tl.wait(limit-used-cost, limit, window))
+			}
 			if slot < start+window {
 				return slot
 			}
 		} else if fresh && used == 0 && !(tl.units > 0) {
 			return -1 // not even an empty window holds it
 		}
-		tl = w.tailOf(1, used, packFrac(grid-used, limit), last, limit, window)
-		if fresh {
-			tl = tail{} // the window passed over holds no units
+		tl = tail{} // after a window passed over: none
+		if !fresh && !aligned {
+			tl = w.tailOf(1, used, packFrac(grid-used, limit), last, limit, window)
 		}
 		start += window
 		used, late, last = 0, 0, 0
@@ -217,12 +229,16 @@ func paced(used, limit float64, window, start, t int64) float64 {
 // later), which must not be earlier than the instant of any earlier Take.
 func (w *Window) Take(limit float64, window, now, at int64, cost float64) {
 	w.advance(window, at)
-	grid := w.Used + unpackFrac(w.Late, limit)
+	aligned := w.Aligned()
+	grid := w.Used
+	if !aligned {
+		grid += unpackFrac(w.Late, limit)
+	}
 	if w.Start > now {
 		w.Used = paced(w.Used, limit, window, w.Start, at)
 	}
 	w.Used += cost
-	if !w.Aligned() {
+	if !aligned {
 		grid = math.Max(grid, float64(at-w.Start)/float64(window)*limit) + cost
 		w.Late = packFrac(grid-w.Used, limit)
 		w.Last = max(w.Last, packFrac(float64(at-w.Start), float64(window)))
