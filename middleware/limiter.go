@@ -848,6 +848,7 @@ func (l *Limiter) Close() error {
 	}
 	close(l.closing)
 	l.inMu.Lock() // waits for every request still inside the limiter
+	//lint:ignore SA2001 the lock is taken only to wait for the requests inside
 	l.inMu.Unlock()
 	if l.ownBackend {
 		return l.backend.Close()
