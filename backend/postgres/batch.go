@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -170,11 +171,16 @@ func (bt *batcher) run(reqs []*acqReq) {
 	}
 }
 
-// send runs reqs' acquires in one pipeline and stores their rows.
+// send runs reqs' acquires and stores their rows: in one call of
+// acquire_n when they share their defaults and costs, else in one
+// pipeline of acquire calls.
 func (bt *batcher) send(reqs []*acqReq) error {
 	b := bt.b
 	ctx, cancel := context.WithTimeout(b.ctx, batchTimeout)
 	defer cancel()
+	if len(reqs) > 1 && sameArgs(reqs) {
+		return bt.sendN(ctx, reqs)
+	}
 	var batch pgx.Batch
 	for _, r := range reqs {
 		batch.Queue(b.n.acquire, r.key, r.a.names, r.a.dims, r.a.lims, r.a.wins, r.a.cdims, r.a.camts,
@@ -204,4 +210,57 @@ func (bt *batcher) deliver(r *acqReq) {
 		defer cancel()
 		_, _ = bt.b.db.Exec(ctx, bt.b.n.cancel, r.key, r.out.seq, r.out.at, r.a.cdims, r.a.camts, bt.b.relaxed, bt.b.lockMS)
 	}
+}
+
+// sameArgs reports whether every request has the defaults and costs of the
+// first.
+func sameArgs(reqs []*acqReq) bool {
+	a := reqs[0].a
+	for _, r := range reqs[1:] {
+		x := r.a
+		if x != a && !(slices.Equal(x.names, a.names) && slices.Equal(x.dims, a.dims) &&
+			slices.Equal(x.lims, a.lims) && slices.Equal(x.wins, a.wins) &&
+			slices.Equal(x.cdims, a.cdims) && slices.Equal(x.camts, a.camts) &&
+			(x.cdims == nil) == (a.cdims == nil)) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendN runs reqs' acquires in one call of acquire_n.
+func (bt *batcher) sendN(ctx context.Context, reqs []*acqReq) error {
+	b := bt.b
+	keys := make([][]byte, len(reqs))
+	waits := make([]int64, len(reqs))
+	for i, r := range reqs {
+		keys[i], waits[i] = r.key, r.maxWait
+	}
+	a := reqs[0].a
+	rows, err := b.db.Query(ctx, b.n.acquireN, keys, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
+		waits, b.relaxed, b.lockMS)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var i int32
+		var o acquireOut
+		if err := rows.Scan(&i, &o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at); err != nil {
+			return err
+		}
+		if i < 1 || int(i) > len(reqs) {
+			return errors.New("postgres: acquire_n answered an unknown index")
+		}
+		reqs[i-1].out = o
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(reqs) {
+		return errors.New("postgres: acquire_n answered too few rows")
+	}
+	return nil
 }

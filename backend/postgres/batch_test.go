@@ -2,11 +2,15 @@ package postgres
 
 import (
 	"context"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -83,4 +87,84 @@ func TestBatchedAcquiresAnswerEachCaller(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, uint64(25), st.Seq, k)
 	}
+}
+
+// TestAcquireNSameAsAcquire drives acquire_n (a batch in one call) and the
+// same acquires one at a time, on two tables at the same database instants,
+// through random batches (keys repeated within one, several max waits),
+// reports and blocks, and requires the same answers and states.
+func TestAcquireNSameAsAcquire(t *testing.T) {
+	one, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
+	many, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
+	ctx := ctxT(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	now := int64(1_800_000_000_000_000_000)
+	keys := []string{"a", "b", "c", "d"}
+	defaults := []srl.Limit{srl.Every(3, 10*time.Second), srl.Every(7, time.Minute),
+		{Name: "tok", Dimension: srl.DimTokens, Limit: 100, Window: 20 * time.Second}}
+	var a acquireArgs
+	for _, l := range defaults {
+		a.names = append(a.names, l.Name)
+		a.dims = append(a.dims, string(l.Dimension.OrRequests()))
+		a.lims = append(a.lims, l.Limit)
+		a.wins = append(a.wins, int64(l.Window))
+	}
+	batches := 0
+	for step := range 400 {
+		setNow(t, one, now)
+		setNow(t, many, now)
+		switch op := rng.IntN(10); {
+		case op < 6:
+			args := &a
+			if rng.IntN(2) == 0 {
+				// A token cost shared by the batch, now and then above
+				// the token limit (cost exceeds: code 1).
+				c := a
+				c.cdims, c.camts = []string{string(srl.DimTokens)}, []float64{float64(rng.IntN(120))}
+				args = &c
+			}
+			var reqs []*acqReq
+			for range 1 + rng.IntN(6) {
+				var mw int64
+				switch rng.IntN(3) {
+				case 1:
+					mw = int64(rng.IntN(20)) * int64(time.Second)
+				case 2:
+					mw = int64(srl.Forever)
+				}
+				reqs = append(reqs, &acqReq{key: []byte(keys[rng.IntN(len(keys))]), a: args, maxWait: mw})
+			}
+			slices.SortStableFunc(reqs, func(x, y *acqReq) int { return strings.Compare(string(x.key), string(y.key)) })
+			require.NoError(t, many.batch.sendN(ctx, reqs), "step %d", step)
+			batches++
+			for i, r := range reqs {
+				var o acquireOut
+				require.NoError(t, one.db.QueryRow(ctx, one.n.acquire, r.key, a.names, a.dims, a.lims, a.wins, args.cdims, args.camts,
+					r.maxWait, one.relaxed, one.lockMS).
+					Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at}))
+				require.Equal(t, o, r.out, "step %d request %d (%s)", step, i, r.key)
+			}
+		case op < 8:
+			key := keys[rng.IntN(len(keys))]
+			u := srl.Update{Quotas: []srl.QuotaUpdate{{
+				Limit:     srl.Limit{Name: "q", Limit: 5, Window: 10 * time.Second},
+				Remaining: float64(rng.IntN(6)), HasRemaining: rng.IntN(2) == 0,
+				ResetIn: time.Duration(rng.Int64N(int64(10 * time.Second))), HasReset: rng.IntN(2) == 0,
+			}}}
+			if rng.IntN(5) == 0 {
+				u = srl.Update{BlockFor: time.Duration(rng.Int64N(int64(5 * time.Second)))}
+			}
+			require.NoError(t, one.Observe(ctx, key, u))
+			require.NoError(t, many.Observe(ctx, key, u))
+		default:
+			now += rng.Int64N(int64(4 * time.Second))
+		}
+		for _, k := range keys {
+			w, werr := one.Status(ctx, k)
+			g, gerr := many.Status(ctx, k)
+			require.Equal(t, werr != nil, gerr != nil, "step %d status %s", step, k)
+			require.Equal(t, w, g, "step %d status %s", step, k)
+		}
+	}
+	t.Logf("%d batches", batches)
 }

@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -29,6 +29,7 @@ const (
 // Function name suffixes appended to the table name.
 const (
 	suffixAcquire   = "_acquire"
+	suffixAcquireN  = "_acquire_n"
 	suffixObserve   = "_observe"
 	suffixSetLimits = "_set_limits"
 	suffixSweep     = "_sweep"
@@ -47,6 +48,7 @@ type names struct {
 	qTable        string // sanitized schema.table
 	qVersion      string // sanitized schema.version table
 	qAcquire      string
+	qAcquireN     string
 	qObserve      string
 	qSetLimits    string
 	qSweep        string
@@ -54,10 +56,10 @@ type names struct {
 	sweepKey      int32  // advisory lock object id for maintenance
 	now           string // the clock expression (nowNS; tests replace it)
 
-	acquire, observe, setLimits, sweep string
-	cancel                             string
-	status, keys, clear, clearAll      string
-	version                            string
+	acquire, acquireN, observe, setLimits, sweep string
+	cancel                                       string
+	status, keys, clear, clearAll                string
+	version                                      string
 }
 
 func newNames(schema, table, now string) *names {
@@ -69,6 +71,7 @@ func newNames(schema, table, now string) *names {
 		qTable:     id(schema, table),
 		qVersion:   id(schema, versionTable),
 		qAcquire:   id(schema, table+suffixAcquire),
+		qAcquireN:  id(schema, table+suffixAcquireN),
 		qObserve:   id(schema, table+suffixObserve),
 		qSetLimits: id(schema, table+suffixSetLimits),
 		qSweep:     id(schema, table+suffixSweep),
@@ -84,6 +87,8 @@ func newNames(schema, table, now string) *names {
 	// acquire's row as one composite value, in the order of its OUT
 	// columns: ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at.
 	n.acquire = `SELECT ` + n.qAcquire + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	n.acquireN = `SELECT idx, ok, code, wait, seq, blocked, l_name, l_dim, l_lim, l_win, at FROM ` + n.qAcquireN +
+		`($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	n.observe = `SELECT ` + n.qObserve + `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 	n.setLimits = `SELECT ` + n.qSetLimits + `($1, $2, $3, $4, $5, $6, $7)`
 	n.sweep = `SELECT ` + n.qSweep + `($1, $2, $3, $4)`
@@ -153,6 +158,7 @@ func (n *names) functions() []string {
 	}
 	return []string{
 		fn(acquireHead, lockRow+acquireBody),
+		fn(acquireNHead, acquireNBody()),
 		fn(observeHead, lockRow+observeBody),
 		fn(setLimitsHead, setLimitsBody),
 		fn(sweepHead, sweepBody),
@@ -192,6 +198,10 @@ UPDATE {tbl} SET wprev = array_fill(0::float8, ARRAY[cardinality(src)]),
 	wbits = array_fill(0::bigint, ARRAY[cardinality(src)])
 WHERE cardinality(wprev) <> cardinality(src) OR cardinality(wbits) <> cardinality(src)`
 
+// ddlV7 adds acquire_n: the acquires of a batch sharing their defaults
+// and costs in one call.
+func (n *names) ddlV7() []string { return n.functions() }
+
 // dropObserveV1 drops the observe function of version 1, whose signature
 // differs from the current one (CREATE OR REPLACE would add an overload).
 const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
@@ -220,6 +230,7 @@ func (n *names) replacer() *strings.Replacer {
 	return strings.NewReplacer(
 		"{tbl}", n.qTable,
 		"{acquire}", n.qAcquire,
+		"{acquire_n}", n.qAcquireN,
 		"{observe}", n.qObserve,
 		"{set_limits}", n.qSetLimits,
 		"{sweep}", n.qSweep,
@@ -356,6 +367,38 @@ const acquireHead = `CREATE OR REPLACE FUNCTION {acquire}(
 	OUT ok boolean, OUT code int, OUT wait bigint, OUT seq bigint, OUT blocked boolean,
 	OUT l_name text, OUT l_dim text, OUT l_lim float8, OUT l_win bigint, OUT at bigint)
 LANGUAGE plpgsql AS`
+
+const acquireNHead = `CREATE OR REPLACE FUNCTION {acquire_n}(
+	p_keys bytea[], p_dname text[], p_ddim text[], p_dlim float8[], p_dwin bigint[],
+	p_cdim text[], p_camt float8[], p_max_wait bigint[], p_relaxed boolean, p_lock_timeout int)
+RETURNS TABLE (idx int, ok boolean, code int, wait bigint, seq bigint, blocked boolean,
+	l_name text, l_dim text, l_lim float8, l_win bigint, at bigint)
+LANGUAGE plpgsql AS`
+
+// acquireNBody is acquire run on each key of p_keys in turn (with its
+// max wait), one row per key in their order: the body of acquire where
+// its answer is returned, the next key is taken instead. A batch of
+// acquires with the same defaults and costs is one call: the server sets
+// the function up once.
+func acquireNBody() string {
+	at := strings.Index(lockRow, "\tLOOP\n\t\tSELECT t.src")
+	decl, load := lockRow[:at], lockRow[at:]
+	decl = strings.Replace(decl, "v_id      bytea := sha256(p_key);",
+		"v_id      bytea;\n\tv_key     bytea;\n\tv_max_wait bigint;\n\tr_i       int;", 1)
+	load = strings.ReplaceAll(load, "p_key", "v_key")
+	body := strings.TrimSuffix(strings.TrimRight(acquireBody, "\n"), "END")
+	body = strings.ReplaceAll(body, "p_max_wait", "v_max_wait")
+	body = strings.ReplaceAll(body, "RETURN;", "RETURN NEXT; CONTINUE req;")
+	return decl + `	<<req>>
+	FOR r_i IN 1..coalesce(cardinality(p_keys), 0) LOOP
+	v_key := p_keys[r_i]; v_id := sha256(v_key); v_max_wait := p_max_wait[r_i];
+	v_limits := NULL; idx := r_i;
+	ok := NULL; code := NULL; wait := NULL; seq := NULL; blocked := NULL;
+	l_name := NULL; l_dim := NULL; l_lim := NULL; l_win := NULL; at := NULL;
+` + load + body + `	RETURN NEXT;
+	END LOOP;
+END`
+}
 
 // acquireBody follows smartratelimit.Window: Earliest on every limit from
 // tmin = max(now, blocked_until, last_slot), then Take at the latest
@@ -956,6 +999,7 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV4,
 	(*names).ddlV5,
 	(*names).ddlV6,
+	(*names).ddlV7,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
