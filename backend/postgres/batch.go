@@ -63,13 +63,14 @@ type acqReq struct {
 type batcher struct {
 	b     *Backend
 	queue chan *acqReq
+	sem   chan struct{} // one token per acquire call in flight (direct or batch)
 	wg    sync.WaitGroup
 }
 
 func newBatcher(b *Backend) *batcher {
 	n := int(b.db.Config().MaxConns) / 2
 	n = max(1, min(n, maxWorkers))
-	bt := &batcher{b: b, queue: make(chan *acqReq, 4*maxBatch*n)}
+	bt := &batcher{b: b, queue: make(chan *acqReq, 4*maxBatch*n), sem: make(chan struct{}, n)}
 	bt.wg.Add(n)
 	for range n {
 		go bt.work()
@@ -80,8 +81,19 @@ func newBatcher(b *Backend) *batcher {
 // wait stops the workers (after the backend's context ended).
 func (bt *batcher) wait() { bt.wg.Wait() }
 
-// acquire runs one acquire through a batch and returns its row.
+// acquire runs one acquire and returns its row: at once on the caller's
+// goroutine while a worker's share of the connections is free and nobody
+// queues, else through a batch.
 func (bt *batcher) acquire(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
+	if len(bt.queue) == 0 {
+		select {
+		case bt.sem <- struct{}{}:
+			o, err := bt.one(ctx, key, a, maxWait)
+			<-bt.sem
+			return o, err
+		default:
+		}
+	}
 	r := &acqReq{key: key, a: a, maxWait: maxWait, done: make(chan struct{})}
 	select {
 	case bt.queue <- r:
@@ -123,8 +135,29 @@ func (bt *batcher) work() {
 				break more
 			}
 		}
+		select {
+		case bt.sem <- struct{}{}:
+		case <-stop:
+			for _, r := range reqs {
+				r.err = bt.b.ctx.Err()
+				bt.deliver(r)
+			}
+			bt.drain()
+			return
+		}
 		bt.run(reqs)
+		<-bt.sem
 	}
+}
+
+// one runs a single acquire on the caller's context.
+func (bt *batcher) one(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
+	b := bt.b
+	var o acquireOut
+	err := b.db.QueryRow(ctx, b.n.acquire, key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
+		maxWait, b.relaxed, b.lockMS).
+		Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at})
+	return o, err
 }
 
 // drain answers the requests left when the backend closes.

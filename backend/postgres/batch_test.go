@@ -36,9 +36,22 @@ func TestAbandonedAcquireGivesItsSlotBack(t *testing.T) {
 	_, err = tx.Exec(ctx, `SELECT 1 FROM `+b.n.qTable+` WHERE id = sha256('held'::bytea) FOR UPDATE`)
 	require.NoError(t, err)
 
-	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	// Every connection share busy: the acquire queues for a batch.
+	for range cap(b.batch.sem) {
+		b.batch.sem <- struct{}{}
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	_, err = b.Acquire(short, req("held", 0, lim))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(short, req("held", 0, lim))
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // it queues; a worker takes it and waits for a share
+	for range cap(b.batch.sem) {
+		<-b.batch.sem // a worker takes the batch; it waits for the row
+	}
+	err = <-errc
 	require.ErrorIs(t, err, srl.ErrBackendUnavailable, "the caller's context ended")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NoError(t, tx.Commit(ctx)) // the batch goes on and is granted the slot
