@@ -50,6 +50,17 @@ type acquireOut struct {
 	lim            float64
 }
 
+// fields returns o's fields in the order of acquire's OUT columns, to scan
+// into.
+func (o *acquireOut) fields() []any {
+	return []any{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at}
+}
+
+// acquireParams returns the arguments of one acquire call.
+func (b *Backend) acquireParams(key []byte, a *acquireArgs, maxWait int64) []any {
+	return []any{key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts, maxWait, b.relaxed, b.lockMS}
+}
+
 type acqReq struct {
 	key     []byte
 	a       *acquireArgs
@@ -123,7 +134,7 @@ func (bt *batcher) work() {
 		case r := <-bt.queue:
 			reqs = append(reqs, r)
 		case <-stop:
-			bt.drain()
+			bt.drain(nil)
 			return
 		}
 	more:
@@ -138,11 +149,7 @@ func (bt *batcher) work() {
 		select {
 		case bt.sem <- struct{}{}:
 		case <-stop:
-			for _, r := range reqs {
-				r.err = bt.b.ctx.Err()
-				bt.deliver(r)
-			}
-			bt.drain()
+			bt.drain(reqs)
 			return
 		}
 		bt.run(reqs)
@@ -154,19 +161,22 @@ func (bt *batcher) work() {
 func (bt *batcher) one(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
 	b := bt.b
 	var o acquireOut
-	err := b.db.QueryRow(ctx, b.n.acquire, key, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
-		maxWait, b.relaxed, b.lockMS).
-		Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at})
+	err := b.db.QueryRow(ctx, b.n.acquire, b.acquireParams(key, a, maxWait)...).Scan(pgtype.CompositeFields(o.fields()))
 	return o, err
 }
 
-// drain answers the requests left when the backend closes.
-func (bt *batcher) drain() {
+// drain answers the requests left when the backend closes: reqs, taken
+// from the queue already, and those still in it.
+func (bt *batcher) drain(reqs []*acqReq) {
 	for {
-		select {
-		case r := <-bt.queue:
+		for _, r := range reqs {
 			r.err = bt.b.ctx.Err()
 			bt.deliver(r)
+		}
+		reqs = reqs[:0]
+		select {
+		case r := <-bt.queue:
+			reqs = append(reqs, r)
 		default:
 			return
 		}
@@ -216,13 +226,11 @@ func (bt *batcher) send(reqs []*acqReq) error {
 	}
 	var batch pgx.Batch
 	for _, r := range reqs {
-		batch.Queue(b.n.acquire, r.key, r.a.names, r.a.dims, r.a.lims, r.a.wins, r.a.cdims, r.a.camts,
-			r.maxWait, b.relaxed, b.lockMS)
+		batch.Queue(b.n.acquire, b.acquireParams(r.key, r.a, r.maxWait)...)
 	}
 	br := b.db.SendBatch(ctx, &batch)
 	for _, r := range reqs {
-		o := &r.out
-		if err := br.QueryRow().Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at}); err != nil {
+		if err := br.QueryRow().Scan(pgtype.CompositeFields(r.out.fields())); err != nil {
 			_ = br.Close()
 			return err
 		}
@@ -280,7 +288,7 @@ func (bt *batcher) sendN(ctx context.Context, reqs []*acqReq) error {
 	for rows.Next() {
 		var i int32
 		var o acquireOut
-		if err := rows.Scan(&i, &o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at); err != nil {
+		if err := rows.Scan(append([]any{&i}, o.fields()...)...); err != nil {
 			return err
 		}
 		if i < 1 || int(i) > len(reqs) {

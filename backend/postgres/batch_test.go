@@ -152,9 +152,8 @@ func TestAcquireNSameAsAcquire(t *testing.T) {
 			batches++
 			for i, r := range reqs {
 				var o acquireOut
-				require.NoError(t, one.db.QueryRow(ctx, one.n.acquire, r.key, a.names, a.dims, a.lims, a.wins, args.cdims, args.camts,
-					r.maxWait, one.relaxed, one.lockMS).
-					Scan(pgtype.CompositeFields{&o.ok, &o.code, &o.wait, &o.seq, &o.blocked, &o.name, &o.dim, &o.lim, &o.win, &o.at}))
+				require.NoError(t, one.db.QueryRow(ctx, one.n.acquire, one.acquireParams(r.key, args, r.maxWait)...).
+					Scan(pgtype.CompositeFields(o.fields())))
 				require.Equal(t, o, r.out, "step %d request %d (%s)", step, i, r.key)
 			}
 		case op < 8:

@@ -30,6 +30,7 @@ const (
 const (
 	suffixAcquire   = "_acquire"
 	suffixAcquireN  = "_acquire_n"
+	suffixFrac      = "_frac"
 	suffixObserve   = "_observe"
 	suffixSetLimits = "_set_limits"
 	suffixSweep     = "_sweep"
@@ -49,6 +50,7 @@ type names struct {
 	qVersion      string // sanitized schema.version table
 	qAcquire      string
 	qAcquireN     string
+	qFrac         string
 	qObserve      string
 	qSetLimits    string
 	qSweep        string
@@ -72,6 +74,7 @@ func newNames(schema, table, now string) *names {
 		qVersion:   id(schema, versionTable),
 		qAcquire:   id(schema, table+suffixAcquire),
 		qAcquireN:  id(schema, table+suffixAcquireN),
+		qFrac:      id(schema, table+suffixFrac),
 		qObserve:   id(schema, table+suffixObserve),
 		qSetLimits: id(schema, table+suffixSetLimits),
 		qSweep:     id(schema, table+suffixSweep),
@@ -157,6 +160,7 @@ func (n *names) functions() []string {
 		return r.Replace(head) + " " + dollarQuote(r.Replace(body))
 	}
 	return []string{
+		fn(fracHead, fracBody),
 		fn(acquireHead, lockRow+acquireBody),
 		fn(acquireNHead, acquireNBody()),
 		fn(observeHead, lockRow+observeBody),
@@ -226,11 +230,40 @@ const dropTinyLearned = `UPDATE {tbl} t SET
 	wused  = ARRAY(SELECT t.wused[i]  FROM generate_subscripts(t.src, 1) i WHERE t.src[i] <> 1 OR t.lim[i] >= 1e-6 ORDER BY i)
 WHERE EXISTS (SELECT 1 FROM generate_subscripts(t.src, 1) i WHERE t.src[i] = 1 AND NOT (t.lim[i] >= 1e-6))`
 
+func unpackBits(i string) string {
+	return strings.NewReplacer("{i}", i).Replace(
+		"lt := v_wb[{i}] & 65535; ls := (v_wb[{i}] >> 16) & 65535; plt := (v_wb[{i}] >> 32) & 65535; pls := (v_wb[{i}] >> 48) & 65535;")
+}
+
+func shiftTail(k string) string {
+	return "IF " + k + " = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;"
+}
+
+// fracHead and fracBody make smartratelimit's packFrac a SQL function:
+// part/whole in 65535ths, rounded up and clamped. Being one IMMUTABLE
+// SELECT, the planner inlines it into the expressions that call it.
+const fracHead = `CREATE OR REPLACE FUNCTION {frac}(part float8, whole float8) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS`
+
+const fracBody = `
+	SELECT CASE WHEN part > 0 AND whole > 0 THEN least(ceil(part / whole * 65535), 65535)::bigint ELSE 0 END`
+
 func (n *names) replacer() *strings.Replacer {
 	return strings.NewReplacer(
 		"{tbl}", n.qTable,
 		"{acquire}", n.qAcquire,
 		"{acquire_n}", n.qAcquireN,
+		"{frac}", n.qFrac,
+		// Fragments of the window arithmetic the functions share. A
+		// window's tail fields: Late, Last, PrevLate and PrevLast, 16 bits
+		// each in wbits.
+		"{unpack_i}", unpackBits("i"),
+		"{unpack_j}", unpackBits("j"),
+		"{bits}", "lt | (ls << 16) | (plt << 32) | (pls << 48)",
+		// Window.shift by k windows: the window left becomes the tail
+		// (the one just before), or none.
+		"{shift_kk}", shiftTail("kk"),
+		"{shift_k}", shiftTail("k"),
 		"{observe}", n.qObserve,
 		"{set_limits}", n.qSetLimits,
 		"{sweep}", n.qSweep,
@@ -453,8 +486,7 @@ const acquireBody = `
 		ELSE
 			st := v_ws[i]; u := v_wu[i]; pv := v_wp[i];
 			al := pv = 'NaN'::float8;
-			lt := v_wb[i] & 65535; ls := (v_wb[i] >> 16) & 65535;
-			plt := (v_wb[i] >> 32) & 65535; pls := (v_wb[i] >> 48) & 65535;
+			{unpack_i}
 			-- The tail the window at st sees.
 			IF al THEN
 				tu := 0; tl := 0; tls := 0;
@@ -469,7 +501,7 @@ const acquireBody = `
 					tu := u; tl := lt::float8 / 65535 * lm; tls := ceil(ls::float8 / 65535 * w::float8)::bigint;
 				END IF;
 				IF NOT al THEN
-					IF kk = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+					{shift_kk}
 				END IF;
 				st := st + kk * w; u := 0; lt := 0; ls := 0;
 			END IF;
@@ -508,7 +540,7 @@ const acquireBody = `
 					tu := 0; tl := 0; tls := 0;
 				ELSE
 					tu := u;
-					tl := (CASE WHEN g - u > 0 THEN least(ceil((g - u) / lm * 65535), 65535) ELSE 0 END) / 65535 * lm;
+					tl := {frac}(g - u, lm)::float8 / 65535 * lm;
 					tls := ceil(ls::float8 / 65535 * w::float8)::bigint;
 				END IF;
 				st := st + w; u := 0; lt := 0; ls := 0; fr := true;
@@ -532,10 +564,10 @@ const acquireBody = `
 			-- Take at tmin: the window as found, plus the cost.
 			IF NOT al THEN
 				g := greatest(g, (e - st)::float8 / w::float8 * lm) + c;
-				lt := CASE WHEN g - (u + c) > 0 THEN least(ceil((g - (u + c)) / lm * 65535), 65535)::bigint ELSE 0 END;
-				ls := greatest(ls, CASE WHEN e - st > 0 THEN least(ceil((e - st)::float8 / w::float8 * 65535), 65535)::bigint ELSE 0 END);
+				lt := {frac}(g - (u + c), lm);
+				ls := greatest(ls, {frac}((e - st)::float8, w::float8));
 			END IF;
-			nws[i] := st; nwu[i] := u + c; nwp[i] := pv; nwb[i] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+			nws[i] := st; nwu[i] := u + c; nwp[i] := pv; nwb[i] := {bits};
 		END IF;
 	END LOOP;
 
@@ -571,12 +603,11 @@ const acquireBody = `
 		w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
 		e := v_ws[i]; u := v_wu[i]; pv := v_wp[i];
 		al := pv = 'NaN'::float8;
-		lt := v_wb[i] & 65535; ls := (v_wb[i] >> 16) & 65535;
-		plt := (v_wb[i] >> 32) & 65535; pls := (v_wb[i] >> 48) & 65535;
+		{unpack_i}
 		IF v_t >= e + w THEN
 			kk := (v_t - e) / w;
 			IF NOT al THEN
-				IF kk = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				{shift_kk}
 				lt := 0; ls := 0;
 			END IF;
 			e := e + kk * w;
@@ -589,19 +620,19 @@ const acquireBody = `
 		u := u + c;
 		IF NOT al THEN
 			g := greatest(g, (v_t - e)::float8 / w::float8 * lm) + c;
-			lt := CASE WHEN g - u > 0 THEN least(ceil((g - u) / lm * 65535), 65535)::bigint ELSE 0 END;
-			ls := greatest(ls, CASE WHEN v_t - e > 0 THEN least(ceil((v_t - e)::float8 / w::float8 * 65535), 65535)::bigint ELSE 0 END);
+			lt := {frac}(g - u, lm);
+			ls := greatest(ls, {frac}((v_t - e)::float8, w::float8));
 		END IF;
 		IF lm > 0 AND u > lm + 1e-9 THEN
 			k := least(ceil((u - lm) / lm), 1048576);
 			IF NOT al THEN
-				IF k = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				{shift_k}
 				lt := 0; ls := 0;
 			END IF;
 			e := e + k::bigint * w;
 			u := u - k * lm;
 		END IF;
-		v_ws[i] := e; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+		v_ws[i] := e; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := {bits};
 	END LOOP;
 
 	IF v_limits THEN
@@ -706,12 +737,11 @@ const observeBody = `
 
 		st := v_ws[j]; u := v_wu[j]; pv := v_wp[j];
 		al := pv = 'NaN'::float8;
-		lt := v_wb[j] & 65535; ls := (v_wb[j] >> 16) & 65535;
-		plt := (v_wb[j] >> 32) & 65535; pls := (v_wb[j] >> 48) & 65535;
+		{unpack_j}
 		IF v_now >= st + w THEN
 			kk := (v_now - st) / w;
 			IF NOT al THEN
-				IF kk = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+				{shift_kk}
 				lt := 0; ls := 0;
 			END IF;
 			st := st + kk * w;
@@ -722,7 +752,7 @@ const observeBody = `
 		IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now
 		   AND (NOT p_qhasreset[q] OR v_now + p_qreset[q] <= st + w + tol) THEN
 			-- Sent before the current window began: about an earlier window.
-			v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+			v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 			CONTINUE;
 		ELSE
 			IF p_qhasrem[q] THEN
@@ -743,7 +773,7 @@ const observeBody = `
 				ELSIF st > v_now THEN
 					-- The latest local window is a future one, holding
 					-- reservations the server cannot know of: ignored.
-					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 					CONTINUE;
 				ELSIF e >= st + w - tol THEN
 					-- The same window.
@@ -753,7 +783,7 @@ const observeBody = `
 					-- Without the send time, a window ending about when the
 					-- local one began is taken for the one before: stale. (With
 					-- it, a request sent in an earlier window was checked above.)
-					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 					CONTINUE;
 				ELSE
 					-- The server's window ends inside the local current one: align.
@@ -769,22 +799,22 @@ const observeBody = `
 					-- The units the server counted beyond the local ones are
 					-- taken as granted now.
 					g := greatest(u + lt::float8 / 65535 * lm, ((v_now - st)::float8 / w::float8) * lm) + c - u;
-					lt := CASE WHEN g - c > 0 THEN least(ceil((g - c) / lm * 65535), 65535)::bigint ELSE 0 END;
-					ls := greatest(ls, CASE WHEN v_now - st > 0 THEN least(ceil((v_now - st)::float8 / w::float8 * 65535), 65535)::bigint ELSE 0 END);
+					lt := {frac}(g - c, lm);
+					ls := greatest(ls, {frac}((v_now - st)::float8, w::float8));
 				END IF;
 				u := c;
 			END IF;
 			IF u > lm + 1e-9 THEN
 				k := least(ceil((u - lm) / lm), 1048576);
 				IF NOT al THEN
-					IF k = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;
+					{shift_k}
 					lt := 0; ls := 0;
 				END IF;
 				st := st + k::bigint * w;
 				u := u - k * lm;
 			END IF;
 		END IF;
-		v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+		v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 	END LOOP;
 
 	IF p_block > 0 THEN
@@ -966,21 +996,19 @@ BEGIN
 		END LOOP;
 		lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
 		st := v_ws[i]; u := v_wu[i] - c; pv := v_wp[i];
-		lt := v_wb[i] & 65535; ls := (v_wb[i] >> 16) & 65535;
-		plt := (v_wb[i] >> 32) & 65535; pls := (v_wb[i] >> 48) & 65535;
+		{unpack_i}
 		-- Emptying a future window makes the full one before it the latest,
 		-- its units where this one's tail said.
 		WHILE u < 1e-9 AND st - w > v_now AND lm > 0 LOOP
 			st := st - w;
 			u := u + lm;
 			IF NOT (pv = 'NaN'::float8) THEN
-				lt := CASE WHEN pv + plt::float8 / 65535 * lm - u > 0
-				           THEN least(ceil((pv + plt::float8 / 65535 * lm - u) / lm * 65535), 65535)::bigint ELSE 0 END;
+				lt := {frac}(pv + plt::float8 / 65535 * lm - u, lm);
 				ls := pls; pv := 0; plt := 0; pls := 0;
 			END IF;
 		END LOOP;
 		u := greatest(u, 0);
-		v_ws[i] := st; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := lt | (ls << 16) | (plt << 32) | (pls << 48);
+		v_ws[i] := st; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := {bits};
 		IF st > v_now AND u >= 1e-9 AND lm > 0 THEN
 			v_slot := greatest(v_slot, st + trunc((u - 1) / lm * w::float8)::bigint);
 		END IF;
