@@ -173,7 +173,7 @@ func New(opts ...Option) (*Backend, error) {
 
 // now returns the backend's time line: nanoseconds since New on the
 // clock's monotonic reading.
-func (b *Backend) now() int64 { return int64(b.clock.Now().Sub(b.base)) + 1 }
+func (b *Backend) now() int64 { return int64(b.clock.Since(b.base)) + 1 }
 
 func (b *Backend) toTime(ns int64) time.Time {
 	if ns == 0 {
@@ -220,18 +220,31 @@ func (st *keyState) active(f func(l *srl.Limit, w *srl.Window, src srl.Source) b
 	}
 }
 
-// syncDefaults points st at the interned copy of defaults; when they
-// changed, windows of defaults with the same name and dimension carry over
-// and new ones start now.
-func (b *Backend) syncDefaults(st *keyState, defaults []srl.Limit, now int64) {
-	if st.defs != nil && slices.Equal(st.defs.limits, defaults) {
+// internDefaults returns the interned copy of a request's default limits,
+// validating them when they are not the ones interned last (the common
+// case is one limiter's defaults, compared and not validated again).
+func (b *Backend) internDefaults(defaults []srl.Limit) (*defaultSet, error) {
+	if ds := b.lastDefs.Load(); ds != nil && slices.Equal(ds.limits, defaults) {
+		return ds, nil
+	}
+	for i := range defaults {
+		if err := defaults[i].Validate(); err != nil {
+			return nil, err
+		}
+	}
+	ds := &defaultSet{limits: slices.Clone(defaults)}
+	b.lastDefs.Store(ds)
+	return ds, nil
+}
+
+// syncDefaults points st at ds, the interned default limits of a request;
+// when they changed, windows of defaults with the same name and dimension
+// carry over and new ones start now.
+func (b *Backend) syncDefaults(st *keyState, ds *defaultSet, now int64) {
+	if st.defs == ds || st.defs != nil && slices.Equal(st.defs.limits, ds.limits) {
 		return
 	}
-	ds := b.lastDefs.Load()
-	if ds == nil || !slices.Equal(ds.limits, defaults) {
-		ds = &defaultSet{limits: slices.Clone(defaults)}
-		b.lastDefs.Store(ds)
-	}
+	defaults := ds.limits
 	// Keep the window of every default that keeps its name and dimension,
 	// so limiters with different defaults sharing a backend still limit.
 	def := make([]srl.Window, len(defaults))
@@ -261,17 +274,16 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	if err := ctx.Err(); err != nil {
 		return srl.Reservation{}, err
 	}
-	for i := range req.Defaults {
-		if err := req.Defaults[i].Validate(); err != nil {
-			return srl.Reservation{}, err
-		}
+	ds, err := b.internDefaults(req.Defaults)
+	if err != nil {
+		return srl.Reservation{}, err
 	}
 	sh := b.shard(req.Key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
 	st := sh.entry(req.Key)
-	b.syncDefaults(st, req.Defaults, now)
+	b.syncDefaults(st, ds, now)
 	st.lastUsed = now
 
 	tmin := max(now, st.blocked(), st.lastSlot)

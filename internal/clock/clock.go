@@ -12,6 +12,9 @@ import (
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
+	// Since returns the time elapsed since t (Now().Sub(t); on the real
+	// clock it reads only the monotonic clock, which is cheaper).
+	Since(t time.Time) time.Duration
 	// NewTimer returns a timer that fires once after d.
 	NewTimer(d time.Duration) Timer
 }
@@ -30,6 +33,8 @@ var Real Clock = realClock{}
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Since(t time.Time) time.Duration { return time.Since(t) }
 
 func (realClock) NewTimer(d time.Duration) Timer { return realTimer{time.NewTimer(d)} }
 
@@ -54,6 +59,9 @@ type Fake struct {
 func NewFake(start time.Time) *Fake {
 	return &Fake{now: start, created: make(chan struct{}, 1024)}
 }
+
+// Since returns the fake time elapsed since t.
+func (f *Fake) Since(t time.Time) time.Duration { return f.Now().Sub(t) }
 
 // Now returns the fake time.
 func (f *Fake) Now() time.Time {
