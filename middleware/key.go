@@ -45,13 +45,23 @@ func resolve(c *resty.Client, r *resty.Request) (URL, error) {
 
 // isAbs reports whether raw starts with a scheme: "://" before any '/',
 // '?' or '#', so "/login?next=https://x" is relative.
-func isAbs(raw string) bool {
-	i := strings.Index(raw, "://")
-	if i <= 0 {
-		return false
+func isAbs(raw string) bool { return schemeEnd(raw) > 0 }
+
+// schemeEnd returns the index of the "://" that ends raw's scheme: the
+// first "://", when no '/', '?' or '#' comes before it; else -1. It is on
+// every request's path, so it is one loop over bytes.
+func schemeEnd(raw string) int {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case ':':
+			if i > 0 && i+2 < len(raw) && raw[i+1] == '/' && raw[i+2] == '/' {
+				return i
+			}
+		case '/', '?', '#':
+			return -1
+		}
 	}
-	j := strings.IndexAny(raw, "/?#")
-	return j < 0 || i < j
+	return -1
 }
 
 // KeyOf returns the default key of a URL string (scheme://host:port):

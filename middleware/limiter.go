@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/go-resty/resty/v2"
 
@@ -40,12 +39,17 @@ type Limiter struct {
 	knownN atomic.Int64
 
 	// keys caches the key of each URL authority seen (bounded).
-	keys  sync.Map // authority prefix -> cachedKey
+	keys  sync.Map // authority prefix -> *hostEntry
 	keysN atomic.Int64
+	hot   atomic.Pointer[hostEntry] // the entry used last: most clients call one host
+
+	// blockMax is the latest end of any block in blocks: once it has
+	// passed, no key is blocked and a request need not look.
+	blockMax atomic.Int64
 
 	// tickets holds the ticket of each request between its before hook
 	// and the end of its Execute (every attempt included).
-	tickets [ticketShards]ticketShard
+	tickets ticketTable
 
 	mu      sync.Mutex
 	gates   map[string]chan struct{} // keys whose first response is awaited
@@ -123,79 +127,6 @@ func Client(opts ...Option) (*resty.Client, *Limiter, error) {
 // Backend returns the limiter's backend.
 func (l *Limiter) Backend() srl.Backend { return l.backend }
 
-// ticket is a request's state from its before hook to the end of its
-// Execute, reused by each attempt. Only the goroutine running the request's
-// Execute touches it (resty runs every hook there).
-type ticket struct {
-	key      string
-	host     string // host:port, for per-host profiles and overrides
-	seq      uint64 // the attempt's grant
-	sent     int64  // when the attempt left the limiter (l.now())
-	probe    bool   // the request holds the key's first-contact gate
-	known    bool   // the key had a response in this process before the request
-	observed bool   // the attempt's response was learned
-}
-
-// ticketShards spreads the ticket table over this many locks.
-const ticketShards = 32
-
-type ticketShard struct {
-	mu sync.Mutex
-	m  map[*resty.Request]*ticket
-	_  [48]byte // with the lock and the map: one 64-byte cache line per shard
-}
-
-var ticketPool = sync.Pool{New: func() any { return new(ticket) }}
-
-func (l *Limiter) ticketShard(r *resty.Request) *ticketShard {
-	// Requests are heap objects of several hundred bytes: the address
-	// bits above the allocation size class spread them well.
-	return &l.tickets[(uintptr(unsafe.Pointer(r))>>9)%ticketShards]
-}
-
-// ticketOf returns the ticket of r, or nil.
-func (l *Limiter) ticketOf(r *resty.Request) *ticket {
-	if r == nil {
-		return nil
-	}
-	sh := l.ticketShard(r)
-	sh.mu.Lock()
-	t := sh.m[r]
-	sh.mu.Unlock()
-	return t
-}
-
-// newTicket returns r's ticket, creating it for r's first attempt.
-func (l *Limiter) newTicket(r *resty.Request) *ticket {
-	sh := l.ticketShard(r)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if t := sh.m[r]; t != nil {
-		return t
-	}
-	if sh.m == nil {
-		sh.m = map[*resty.Request]*ticket{}
-	}
-	t := ticketPool.Get().(*ticket)
-	*t = ticket{}
-	sh.m[r] = t
-	return t
-}
-
-// dropTicket removes r's ticket at the end of its Execute and returns it
-// (nil when r had none).
-func (l *Limiter) dropTicket(r *resty.Request) *ticket {
-	if r == nil {
-		return nil
-	}
-	sh := l.ticketShard(r)
-	sh.mu.Lock()
-	t := sh.m[r]
-	delete(sh.m, r)
-	sh.mu.Unlock()
-	return t
-}
-
 type costKey struct{}
 
 // WithRequestCost returns a context carrying a request's cost (for example
@@ -205,9 +136,14 @@ func WithRequestCost(ctx context.Context, costs ...srl.Cost) context.Context {
 	return context.WithValue(ctx, costKey{}, costs)
 }
 
-type cachedKey struct {
-	key string
-	u   URL
+// hostEntry is what the limiter remembers of a URL authority
+// (scheme://host:port) it has seen: the key function's key and the parts
+// of the URL, and whether the key had a response in this process.
+type hostEntry struct {
+	prefix string
+	key    string
+	u      URL
+	known  atomic.Bool // key is in l.known; once set it stays (a key known once is not held back again)
 }
 
 // maxBlocks bounds the blocks this process remembers for waking sleepers
@@ -219,62 +155,81 @@ const maxCachedKeys = 10_000
 
 // hostKey returns the key function's key for the request's URL. Keys of
 // URLs whose authority (scheme://host:port, no user info) was seen before
-// come from a cache without parsing; the path is then read only when
-// scopes need it.
-func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, error) {
+// come from a cache without parsing, with the authority's entry; the path
+// is then read only when scopes need it.
+func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, *hostEntry, error) {
 	raw := r.URL
-	if !isAbs(raw) {
+	i := schemeEnd(raw)
+	if i < 0 {
 		raw = c.BaseURL
 		if raw == "" {
 			raw = c.HostURL
 		}
+		i = schemeEnd(raw)
 	}
-	if prefix, ok := authority(raw); ok {
-		if v, ok := l.keys.Load(prefix); ok {
-			ck := v.(cachedKey)
-			if len(l.cfg.scopes) > 0 {
-				u, err := resolve(c, r)
-				if err != nil {
-					return "", u, err
-				}
-				ck.u.Path = u.Path
+	prefix, cacheable := authorityAt(raw, i)
+	if cacheable {
+		e := l.hot.Load()
+		if e == nil || e.prefix != prefix {
+			if v, ok := l.keys.Load(prefix); ok {
+				e = v.(*hostEntry)
+				l.hot.Store(e)
+			} else {
+				e = nil
 			}
-			return ck.key, ck.u, nil
+		}
+		if e != nil {
+			u := e.u
+			if len(l.cfg.scopes) > 0 {
+				full, err := resolve(c, r)
+				if err != nil {
+					return "", full, nil, err
+				}
+				u.Path = full.Path
+			}
+			return e.key, u, e, nil
 		}
 	}
 	u, err := resolve(c, r)
 	if err != nil {
-		return "", u, err
+		return "", u, nil, err
 	}
 	key := HostKey(u)
 	if l.cfg.keyFunc != nil {
-		key = l.cfg.keyFunc(u)
+		return l.cfg.keyFunc(u), u, nil, nil
 	}
-	if prefix, ok := authority(raw); ok && l.cfg.keyFunc == nil {
-		if l.keysN.Add(1) > maxCachedKeys {
-			l.keys.Clear()
-			l.keysN.Store(0)
-		}
-		l.keys.Store(strings.Clone(prefix), cachedKey{key: key, u: URL{Scheme: u.Scheme, Host: u.Host, Port: u.Port}})
+	if !cacheable {
+		return key, u, nil, nil
 	}
-	return key, u, nil
+	if l.keysN.Add(1) > maxCachedKeys {
+		l.keys.Clear()
+		l.keysN.Store(0)
+	}
+	e := &hostEntry{prefix: strings.Clone(prefix), key: key, u: URL{Scheme: u.Scheme, Host: u.Host, Port: u.Port}}
+	l.keys.Store(e.prefix, e)
+	l.hot.Store(e)
+	return key, u, e, nil
 }
 
 // authority returns the "scheme://host:port" prefix of an absolute URL
 // without user info, and whether there is one.
-func authority(raw string) (string, bool) {
-	i := strings.Index(raw, "://")
-	if i <= 0 {
+func authority(raw string) (string, bool) { return authorityAt(raw, schemeEnd(raw)) }
+
+// authorityAt is authority for a raw URL whose scheme ends at i
+// (schemeEnd).
+func authorityAt(raw string, i int) (string, bool) {
+	if i < 0 {
 		return "", false
 	}
-	end := len(raw)
-	if j := strings.IndexAny(raw[i+3:], "/?#"); j >= 0 {
-		end = i + 3 + j
+	for j := i + 3; j < len(raw); j++ {
+		switch raw[j] {
+		case '/', '?', '#':
+			return raw[:j], j > i+3
+		case '@', '{':
+			return "", false
+		}
 	}
-	if end == i+3 || strings.IndexByte(raw[i+3:end], '@') >= 0 || strings.IndexByte(raw[i+3:end], '{') >= 0 {
-		return "", false
-	}
-	return raw[:end], true
+	return raw, len(raw) > i+3
 }
 
 // inScope reports whether path is prefix or below it: "/search" covers
@@ -286,24 +241,27 @@ func inScope(path, prefix string) bool {
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
 }
 
-// keyFor computes the bucket key of a request.
-func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, error) {
-	key, u, err := l.hostKey(c, r)
+// keyFor computes the bucket key of a request, with the entry of its
+// authority when the key is the entry's (no scope or partition added).
+func (l *Limiter) keyFor(c *resty.Client, r *resty.Request) (string, URL, *hostEntry, error) {
+	key, u, e, err := l.hostKey(c, r)
 	if err != nil {
-		return "", u, err
+		return "", u, nil, err
 	}
 	for _, s := range l.cfg.scopes {
 		if s.host == u.hostPort() && inScope(u.Path, s.prefix) {
 			key += s.prefix
+			e = nil
 			break
 		}
 	}
 	if l.cfg.partition != nil {
 		if p := l.cfg.partition(c, r); p != "" {
 			key += "#" + hashPartition(l.cfg.partitionSecret, p)
+			e = nil
 		}
 	}
-	return key, u, nil
+	return key, u, e, nil
 }
 
 func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
@@ -312,7 +270,7 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 	if l.closed.Load() {
 		return srl.ErrClosed
 	}
-	key, u, err := l.keyFor(c, r)
+	key, u, e, err := l.keyFor(c, r)
 	if err != nil {
 		return err
 	}
@@ -330,16 +288,22 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 	if err := l.ensureOverride(ctx, key, host); err != nil {
 		return err
 	}
-	t := l.newTicket(r)
+	t := l.tickets.open(r)
 	if t.key != key {
 		if t.probe { // a retry to another key (resty's SRV addresses)
 			l.learned(t.key)
 		}
-		*t = ticket{key: key}
+		t.reset()
+		t.key = key
 	}
 	t.host = host
-	if _, ok := l.known.Load(key); ok {
+	if e != nil && e.known.Load() {
 		t.known = true
+	} else if _, ok := l.known.Load(key); ok {
+		t.known = true
+		if e != nil {
+			e.known.Store(true)
+		}
 	} else if !t.probe { // a retry of the probe does not wait for itself
 		if t.probe, err = l.awaitFirstContact(ctx, key); err != nil {
 			return err
@@ -453,7 +417,7 @@ func (l *Limiter) Wait(ctx context.Context, key string, costs ...srl.Cost) error
 	return err
 }
 
-func (l *Limiter) now() int64 { return int64(l.cfg.clock.Now().Sub(l.base)) }
+func (l *Limiter) now() int64 { return int64(l.cfg.clock.Since(l.base)) }
 
 // wait acquires a slot and sleeps until it. After the sleep it checks
 // whether a response learned in this process blocked the key meanwhile,
@@ -531,6 +495,9 @@ func (l *Limiter) refuse(e *srl.LimitError) error {
 // blockedAfter reports whether this process learned a block of key that
 // ends in the future (a 429 arrived while the caller slept).
 func (l *Limiter) blockedAfter(key string) bool {
+	if until := l.blockMax.Load(); until == 0 || until <= l.now() {
+		return false
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	until, ok := l.blocks[key]
@@ -602,7 +569,7 @@ func (l *Limiter) onPanic(r *resty.Request, _ error) { l.endTicket(r, nil) }
 // not nil) if that was not learned yet, and a probe that got no response
 // opens its key's gate, so the callers behind it do not wait for nothing.
 func (l *Limiter) endTicket(r *resty.Request, resp *resty.Response) {
-	t := l.dropTicket(r)
+	t := l.tickets.get(r)
 	if t == nil {
 		return
 	}
@@ -612,7 +579,7 @@ func (l *Limiter) endTicket(r *resty.Request, resp *resty.Response) {
 	if t.probe {
 		l.learned(t.key)
 	}
-	ticketPool.Put(t)
+	l.tickets.close(r, t)
 }
 
 // learnResponse applies a response's headers to its request's key, once
@@ -622,7 +589,7 @@ func (l *Limiter) learnResponse(resp *resty.Response) {
 	if resp == nil || resp.RawResponse == nil || resp.Request == nil {
 		return
 	}
-	if t := l.ticketOf(resp.Request); t != nil {
+	if t := l.tickets.get(resp.Request); t != nil {
 		l.learnTicket(t, resp)
 	}
 }
@@ -655,62 +622,81 @@ func (l *Limiter) learn(t *ticket, resp *http.Response, received time.Time) {
 	if l.closed.Load() {
 		return
 	}
+	first := false // the key's first response in this process: open its gate after
 	if t.probe {
-		defer l.learned(t.key) // after the backend has the limits
-		t.probe = false
+		first, t.probe = true, false
 	} else if !t.known {
-		if _, known := l.known.Load(t.key); !known {
-			defer l.learned(t.key)
-		}
+		_, known := l.known.Load(t.key)
+		first = !known
 		t.known = true
 	}
-	buf := learnBufs.Get().(*learnBuf)
-	defer learnBufs.Put(buf)
-	obs := &buf.obs
+	l.apply(t, resp, received)
+	if first {
+		l.learned(t.key) // after the backend has the limits
+	}
+}
+
+// apply parses a response into t's buffers and reports what it says to
+// the backend.
+func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
+	obs := &t.buf.obs
 	l.parserFor(t.host).ParseInto(obs, resp.StatusCode, resp.Header, received)
 	if obs.Empty() {
 		return
 	}
-	u := l.update(obs, received, buf.quotas[:0])
-	buf.quotas = u.Quotas[:0]
+	now := l.now()
+	elapsed := l.base.Add(time.Duration(now)).Sub(received)
+	u := l.update(obs, elapsed, t.buf.quotas[:0])
+	t.buf.quotas = u.Quotas[:0]
 	u.SentSeq = t.seq
-	u.SentAgo = time.Duration(max(l.now()-t.sent, 1))
+	u.SentAgo = time.Duration(max(now-t.sent, 1))
 	if len(u.Quotas) == 0 && u.BlockFor <= 0 {
 		return
 	}
 	if u.BlockFor > 0 {
-		l.mu.Lock()
-		now := l.now()
-		if len(l.blocks) >= maxBlocks {
-			for k, until := range l.blocks {
-				if until <= now {
-					delete(l.blocks, k)
-				}
-			}
-		}
-		if until := now + int64(u.BlockFor); until > l.blocks[t.key] && len(l.blocks) < maxBlocks {
-			l.blocks[t.key] = until
-		}
-		l.mu.Unlock()
+		l.block(t.key, now, u.BlockFor)
 		if l.cfg.hooks.OnThrottled != nil {
 			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, u.BlockFor)
 		}
 	}
-	// The caller's context may end before the report is stored; the
-	// report is still worth storing.
-	octx := context.Background()
-	if !l.inProcess {
-		var cancel context.CancelFunc
-		octx, cancel = context.WithTimeout(octx, l.cfg.observeTimeout)
-		defer cancel()
-	}
-	if err := l.backend.Observe(octx, t.key, u); err != nil {
+	if err := l.observe(t.key, u); err != nil {
 		l.cfg.logger.Warn("smartratelimit: could not record response limits", "key", t.key, "error", err)
 		return
 	}
 	if len(u.Quotas) > 0 && l.cfg.hooks.OnLearn != nil {
 		l.cfg.hooks.OnLearn(t.key, slices.Clone(u.Quotas)) // u.Quotas is reused
 	}
+}
+
+// block remembers that key is blocked for d from now, so that callers of
+// this process sleeping on a slot inside the block take a new one.
+func (l *Limiter) block(key string, now int64, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.blocks) >= maxBlocks {
+		for k, until := range l.blocks {
+			if until <= now {
+				delete(l.blocks, k)
+			}
+		}
+	}
+	if until := now + int64(d); until > l.blocks[key] && len(l.blocks) < maxBlocks {
+		l.blocks[key] = until
+		if until > l.blockMax.Load() {
+			l.blockMax.Store(until) // under l.mu
+		}
+	}
+}
+
+// observe stores an update. The caller's context may end before it is
+// stored; it is still worth storing, so it gets a context of its own.
+func (l *Limiter) observe(key string, u srl.Update) error {
+	if l.inProcess {
+		return l.backend.Observe(context.Background(), key, u)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.observeTimeout)
+	defer cancel()
+	return l.backend.Observe(ctx, key, u)
 }
 
 // learnBuf holds the buffers of one learn call: responses are parsed into
@@ -720,14 +706,13 @@ type learnBuf struct {
 	quotas []srl.QuotaUpdate
 }
 
-var learnBufs = sync.Pool{New: func() any { return new(learnBuf) }}
-
 // update turns an observation into a backend update, appending its quotas
 // to dst: it resolves each quota's window and decides how long a
-// rate-limit status blocks the key.
-func (l *Limiter) update(obs *srl.Observation, received time.Time, dst []srl.QuotaUpdate) srl.Update {
+// rate-limit status blocks the key. elapsed is the time since the
+// response was received.
+func (l *Limiter) update(obs *srl.Observation, elapsed time.Duration, dst []srl.QuotaUpdate) srl.Update {
 	u := srl.Update{Quotas: dst}
-	elapsed := max(l.cfg.clock.Now().Sub(received), 0)
+	elapsed = max(elapsed, 0)
 	var exhaustedUntil time.Duration
 	for _, q := range obs.Quotas {
 		resetIn, hasReset := q.ResetIn.Get()

@@ -37,7 +37,7 @@ func (l *Limiter) RetryAfter(_ *resty.Client, r *resty.Response) (time.Duration,
 		return 0, nil
 	}
 	obs := l.responseParser(r.RawResponse.Request).Parse(r.StatusCode(), r.Header(), r.ReceivedAt())
-	u := l.update(&obs, r.ReceivedAt(), nil)
+	u := l.update(&obs, l.cfg.clock.Since(r.ReceivedAt()), nil)
 	wait := u.BlockFor
 	if wait <= 0 {
 		wait = l.cfg.defaultBlock
@@ -48,7 +48,7 @@ func (l *Limiter) RetryAfter(_ *resty.Client, r *resty.Response) (time.Duration,
 	}
 	if wait > maxWait {
 		key := ""
-		if t := l.ticketOf(r.Request); t != nil {
+		if t := l.tickets.get(r.Request); t != nil {
 			key = t.key // scope, partition and key function included
 		} else {
 			key, _ = KeyOf(r.Request.URL)

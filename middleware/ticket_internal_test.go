@@ -13,16 +13,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 )
 
-func (l *Limiter) ticketCount() int {
-	n := 0
-	for i := range l.tickets {
-		sh := &l.tickets[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (l *Limiter) ticketCount() int { return l.tickets.count() }
 
 // Every request's ticket ends with its Execute: success, an error status,
 // a refusal, a transport error, retries and SetDoNotParseResponse.
