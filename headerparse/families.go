@@ -77,7 +77,7 @@ func (c *ctx) expiring(lines []string, src string, policies bool) (srl.Opt[float
 	if len(lines) == 0 {
 		return srl.Opt[float64]{}, srl.Opt[time.Duration]{}
 	}
-	if len(lines) == 1 && !strings.ContainsAny(lines[0], ",;") {
+	if len(lines) == 1 && !hasListSyntax(lines[0]) {
 		return optLimit(number(lines[0])), srl.Opt[time.Duration]{}
 	}
 	var (

@@ -156,8 +156,13 @@ type ctx struct {
 	spill []srl.Quota
 
 	fam uint32
-	odd []string // names of interest not in canonical form (rare: allocated when met)
-	dyn []string // names of interest whose suffix carries meaning (allocated when met)
+	// seen holds the first maxSeen headers of interest that scan met, so
+	// that the families read them without hashing their names again;
+	// a name not there is looked up in h.
+	seen  [maxSeen]seenHeader
+	nSeen int
+	odd   []string // names of interest not in canonical form (rare: allocated when met)
+	dyn   []string // names of interest whose suffix carries meaning (allocated when met)
 
 	base    time.Time
 	baseSet bool
@@ -174,22 +179,49 @@ type ctx struct {
 // by direct map assignment) so that lookups of precomputed canonical names
 // can fall back to them. It allocates only when it meets such names.
 func (c *ctx) scan() {
-	for k := range c.h {
+	for k, v := range c.h {
 		if len(k) < 3 || !interesting[k[0]] {
 			continue
 		}
-		f, dyn := classify(k)
+		f, exact := classifyExact(k)
+		dyn := false
+		if !exact {
+			f, dyn = classify(k)
+		}
 		if f == 0 {
 			continue
 		}
 		c.fam |= f
+		if c.nSeen < maxSeen {
+			c.seen[c.nSeen] = seenHeader{k, v}
+			c.nSeen++
+		}
 		if dyn && len(c.dyn) < maxDyn {
 			c.dyn = append(c.dyn, k)
 		}
-		if !isCanonical(k) && len(c.odd) < maxOdd {
+		if !exact && !isCanonical(k) && len(c.odd) < maxOdd {
 			c.odd = append(c.odd, k)
 		}
 	}
+}
+
+// maxSeen bounds the headers of interest scan remembers; responses rarely
+// carry more than a dozen.
+const maxSeen = 12
+
+type seenHeader struct {
+	name   string
+	values []string
+}
+
+// header returns h[canon]: from the headers scan met when it is there.
+func (c *ctx) header(canon string) []string {
+	for i := range c.seen[:c.nSeen] {
+		if s := &c.seen[i]; s.name == canon {
+			return s.values
+		}
+	}
+	return c.h[canon]
 }
 
 // interesting tells the first bytes classify can match.
@@ -199,6 +231,23 @@ var interesting = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// classifyExact is classify for the canonical names most responses carry,
+// matched whole (it reports whether k is one); it spares the common case
+// the case-insensitive prefix matching.
+func classifyExact(k string) (uint32, bool) {
+	switch k {
+	case "Date":
+		return famDate, true
+	case hXRLLimit, hXRLRemaining, hXRLReset, hXRLUsed, hXRLResource:
+		return famXRL, true
+	case "Ratelimit", "Ratelimit-Policy":
+		return famIETF, true
+	case "Retry-After":
+		return famRetry, true
+	}
+	return 0, false
+}
 
 // classify returns the family of the header name k (at least 3 bytes long),
 // and whether k's suffix carries meaning (so the name itself must be kept).
@@ -287,7 +336,7 @@ func classifyXRL(rest string) (uint32, bool) {
 // raw returns the first value of the header with canonical name canon,
 // also under a non-canonical key of the same name.
 func (c *ctx) raw(canon string) string {
-	if v := c.h[canon]; len(v) > 0 {
+	if v := c.header(canon); len(v) > 0 {
 		return v[0]
 	}
 	for _, k := range c.odd {
@@ -314,7 +363,7 @@ func (c *ctx) lines(canon string) []string {
 	if c.isConsumed(canon) {
 		return nil
 	}
-	v := c.h[canon]
+	v := c.header(canon)
 	for _, k := range c.odd {
 		if len(k) == len(canon) && strings.EqualFold(k, canon) {
 			v = append(v[:len(v):len(v)], c.h[k]...)

@@ -4,7 +4,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -76,6 +75,17 @@ func number(s string) (float64, bool) {
 }
 
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// hasListSyntax reports whether s has a ',' or ';': more than a bare
+// number.
+func hasListSyntax(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ',' || s[i] == ';' {
+			return true
+		}
+	}
+	return false
+}
 
 // leadNumber parses the number before the first ',' or ';' of s, so that
 // "100;w=60" and "10, 10;w=1" give 100 and 10.
@@ -163,36 +173,103 @@ func httpDate(s string) (time.Time, bool) {
 	return t, err == nil
 }
 
-const (
-	weekdays = "MonTueWedThuFriSatSun"
-	months   = "JanFebMarAprMayJunJulAugSepOctNovDec"
-)
-
 // imfFixdate parses the usual form "Sun, 06 Nov 1994 08:49:37 GMT" without
 // the layout machinery of time.Parse; it accepts exactly what
 // http.ParseTime accepts in that form (the weekday is checked for syntax
 // only, as time.Parse does).
 func imfFixdate(s string) (time.Time, bool) {
 	if len(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' ||
-		s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25:] != " GMT" ||
-		strings.Index(weekdays, s[:3])%3 != 0 {
+		s[16] != ' ' || s[19] != ':' || s[22] != ':' || s[25:] != " GMT" || !isWeekday(s[:3]) {
 		return time.Time{}, false
 	}
-	month := strings.Index(months, s[8:11])
+	month := monthOf(s[8:11])
 	day, ok1 := digits2(s[5:7])
 	hh, ok2 := digits2(s[17:19])
 	mm, ok3 := digits2(s[20:22])
 	ss, ok4 := digits2(s[23:25])
 	yh, ok5 := digits2(s[12:14])
 	yl, ok6 := digits2(s[14:16])
-	if month < 0 || month%3 != 0 || !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || hh > 23 || mm > 59 || ss > 59 || day < 1 {
+	year := yh*100 + yl
+	if month == 0 || !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || hh > 23 || mm > 59 || ss > 59 ||
+		day < 1 || day > daysIn(month, year) {
 		return time.Time{}, false
 	}
-	t := time.Date(yh*100+yl, time.Month(month/3+1), day, hh, mm, ss, 0, time.UTC)
-	if t.Day() != day { // 31 Feb
-		return time.Time{}, false
+	days := daysFromCivil(year, month, day)
+	return time.Unix(days*86400+int64(hh*3600+mm*60+ss), 0).UTC(), true
+}
+
+// isWeekday reports whether s is an English three-letter weekday as HTTP
+// dates write it ("Mon").
+func isWeekday(s string) bool {
+	switch s {
+	case "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun":
+		return true
 	}
-	return t, true
+	return false
+}
+
+// monthOf returns the number (1-12) of an English three-letter month as
+// HTTP dates write it ("Jan"), or 0.
+func monthOf(s string) int {
+	switch s {
+	case "Jan":
+		return 1
+	case "Feb":
+		return 2
+	case "Mar":
+		return 3
+	case "Apr":
+		return 4
+	case "May":
+		return 5
+	case "Jun":
+		return 6
+	case "Jul":
+		return 7
+	case "Aug":
+		return 8
+	case "Sep":
+		return 9
+	case "Oct":
+		return 10
+	case "Nov":
+		return 11
+	case "Dec":
+		return 12
+	}
+	return 0
+}
+
+// daysIn returns the days of a month (1-12) of the proleptic Gregorian
+// calendar.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil returns the days from 1970-01-01 to a date of the
+// proleptic Gregorian calendar (H. Hinnant's days_from_civil).
+func daysFromCivil(year, month, day int) int64 {
+	if month <= 2 {
+		year--
+	}
+	era := year / 400
+	if year < 0 {
+		era = (year - 399) / 400
+	}
+	yoe := year - era*400
+	mp := (month + 9) % 12
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era*146097+doe) - 719468
 }
 
 func digits2(s string) (int, bool) {

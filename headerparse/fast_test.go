@@ -1,0 +1,103 @@
+package headerparse
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// imfFixdate is the fast path of httpDate: what it accepts, time.Parse
+// must accept as the same instant (what it refuses goes on to
+// http.ParseTime), and httpDate accepts what http.ParseTime does.
+func checkIMFFixdate(t *testing.T, s string) {
+	t.Helper()
+	got, ok := imfFixdate(s)
+	want, err := time.Parse(http.TimeFormat, s)
+	if ok && (err != nil || !got.Equal(want)) {
+		t.Fatalf("%q: imfFixdate %v, time.Parse %v, %v", s, got, want, err)
+	}
+	if s != trimOWS(s) {
+		return // httpDate trims what http.ParseTime refuses
+	}
+	if _, ok := httpDate(s); ok != (err == nil) {
+		if _, perr := http.ParseTime(s); ok != (perr == nil) {
+			t.Fatalf("%q: httpDate ok=%v, http.ParseTime error %v", s, ok, perr)
+		}
+	}
+}
+
+func TestIMFFixdateMatchesTimeParse(t *testing.T) {
+	for _, s := range []string{
+		"Sun, 06 Nov 1994 08:49:37 GMT",
+		"Tue, 29 Feb 2000 00:00:00 GMT", // leap century
+		"Thu, 29 Feb 1900 00:00:00 GMT", // not a leap year
+		"Thu, 29 Feb 2024 23:59:59 GMT",
+		"Sat, 01 Jan 0000 00:00:00 GMT",
+		"Sat, 29 Feb 0000 12:00:00 GMT",
+		"Fri, 31 Dec 9999 23:59:59 GMT",
+		"Thu, 01 Jan 1970 00:00:00 GMT",
+		"Wed, 31 Dec 1969 23:59:59 GMT",
+		"Mon, 31 Apr 2026 00:00:00 GMT",
+		"Mon, 00 Jan 2026 00:00:00 GMT",
+		"Mon, 01 Jan 2026 24:00:00 GMT",
+		"Mon, 01 Jan 2026 23:60:00 GMT",
+		"Mon, 01 Jan 2026 23:59:60 GMT",
+		"Mon, 01 jan 2026 00:00:00 GMT",
+		"mon, 01 Jan 2026 00:00:00 GMT",
+		"Mox, 01 Jan 2026 00:00:00 GMT",
+		"Mon, 01 Jan 2026 00:00:00 UTC",
+		"Mon, 1 Jan 2026 00:00:00 GMT ",
+		"Mon, 01 Jax 2026 00:00:00 GMT",
+		"Mon, 0a Jan 2026 00:00:00 GMT",
+		"Mon, 01 Jan 20x6 00:00:00 GMT",
+	} {
+		checkIMFFixdate(t, s)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		tm := time.Unix(rng.Int64N(253402300800+62167219200)-62167219200, 0).UTC() // years 0000-9999
+		s := tm.Format(http.TimeFormat)
+		checkIMFFixdate(t, s)
+		if got, ok := imfFixdate(s); !ok || !got.Equal(tm) {
+			t.Fatalf("%q: imfFixdate %v %v, want %v", s, got, ok, tm)
+		}
+	}
+}
+
+func FuzzIMFFixdate(f *testing.F) {
+	f.Add("Sun, 06 Nov 1994 08:49:37 GMT")
+	f.Add("Tue, 29 Feb 2000 00:00:00 GMT")
+	f.Add("Thu, 29 Feb 1900 00:00:00 GMT")
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) != 29 {
+			return
+		}
+		checkIMFFixdate(t, s)
+	})
+}
+
+// classifyExact is a shortcut of classify: the same family for every name
+// it knows, and those names are canonical with no meaningful suffix.
+func TestClassifyExactAgreesWithClassify(t *testing.T) {
+	known := 0
+	for _, k := range []string{"Date", hXRLLimit, hXRLRemaining, hXRLReset, hXRLUsed, hXRLResource,
+		"Ratelimit", "Ratelimit-Policy", "Retry-After",
+		"X-Ratelimit-Limit-Requests", "Ratelimit-Limit", "date", "X-RateLimit-Limit", "Content-Type"} {
+		f, exact := classifyExact(k)
+		if !exact {
+			if f != 0 {
+				t.Errorf("%q: not known, yet family %b", k, f)
+			}
+			continue
+		}
+		known++
+		want, dyn := classify(k)
+		if f != want || dyn || !isCanonical(k) {
+			t.Errorf("%q: classifyExact %b, classify %b (dyn %v, canonical %v)", k, f, want, dyn, isCanonical(k))
+		}
+	}
+	if known != 9 {
+		t.Errorf("classifyExact knows %d of the 9 names", known)
+	}
+}
