@@ -20,3 +20,28 @@ func TestPartitionSecretDefault(t *testing.T) {
 		t.Fatal("the built-in key must change the hash")
 	}
 }
+
+func TestAuthority(t *testing.T) {
+	for _, c := range []struct {
+		raw, prefix string
+		ok, abs     bool
+	}{
+		{"https://api.github.com/repos?q=1", "https://api.github.com", true, true},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", true, true},
+		{"http://h:1?x", "http://h:1", true, true},
+		{"http://h#f", "http://h", true, true},
+		{"https://user:pw@h/x", "", false, true}, // user info: never a cache key
+		{"http://{host}/x", "", false, true},     // a path parameter resty fills later
+		{"http:///x", "", false, true},
+		{"/login?next=https://x", "", false, false},
+		{"repos/x", "", false, false},
+		{"://x", "", false, false},
+		{"a:b://x/y", "a:b://x", true, true}, // the first "://" before any '/'
+		{"", "", false, false},
+	} {
+		prefix, ok := authority(c.raw)
+		if prefix != c.prefix || ok != c.ok || isAbs(c.raw) != c.abs {
+			t.Errorf("%q: authority %q %v, isAbs %v; want %q %v %v", c.raw, prefix, ok, isAbs(c.raw), c.prefix, c.ok, c.abs)
+		}
+	}
+}

@@ -221,15 +221,19 @@ func authorityAt(raw string, i int) (string, bool) {
 	if i < 0 {
 		return "", false
 	}
+	end := len(raw)
 	for j := i + 3; j < len(raw); j++ {
-		switch raw[j] {
-		case '/', '?', '#':
-			return raw[:j], j > i+3
-		case '@', '{':
+		if c := raw[j]; c == '/' || c == '?' || c == '#' {
+			end = j
+			break
+		} else if c == '@' || c == '{' {
 			return "", false
 		}
 	}
-	return raw, len(raw) > i+3
+	if end == i+3 {
+		return "", false
+	}
+	return raw[:end], true
 }
 
 // inScope reports whether path is prefix or below it: "/search" covers

@@ -49,3 +49,53 @@ func TestTicketsEndWithTheirRequests(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, 0, l.ticketCount())
 }
+
+// Requests beyond a shard's inline slots spill to its map: every request
+// keeps its own ticket, found again until it is closed, from many
+// goroutines at once.
+func TestTicketTableSpills(t *testing.T) {
+	var tt ticketTable
+	const n = 2000
+	reqs := make([]*resty.Request, n)
+	c := resty.New()
+	for i := range reqs {
+		reqs[i] = c.R()
+	}
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := g; i < n; i += 4 {
+				tk := tt.open(reqs[i])
+				tk.seq = uint64(i)
+				if tt.open(reqs[i]) != tk {
+					t.Errorf("request %d: a second open gave another ticket", i)
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	require.Equal(t, n, tt.count())
+	for i, r := range reqs {
+		tk := tt.get(r)
+		require.NotNil(t, tk, "request %d", i)
+		require.Equal(t, uint64(i), tk.seq)
+	}
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := g; i < n; i += 4 {
+				tt.close(reqs[i], tt.get(reqs[i]))
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	require.Equal(t, 0, tt.count())
+	for _, r := range reqs {
+		require.Nil(t, tt.get(r))
+	}
+}
