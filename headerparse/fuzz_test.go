@@ -2,6 +2,7 @@ package headerparse
 
 import (
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,12 @@ func FuzzParse(f *testing.F) {
 		}}
 		o = p.Parse(status, h, recv)
 		checkInvariants(t, &o)
+		// ParseInto a buffer left dirty by another response gives Parse's
+		// result.
+		dirty := p.Parse(429, http.Header{"Ratelimit-Policy": {`"a";q=1;w=1, "b";q=2;w=2, "c";q=3;w=3, "d";q=4;w=4, "e";q=5;w=5`}}, t0)
+		p.ParseInto(&dirty, status, h, recv)
+		if !reflect.DeepEqual(dirty, o) && !(len(dirty.Quotas) == 0 && len(o.Quotas) == 0) {
+			t.Fatalf("ParseInto = %+v, Parse = %+v", dirty, o)
+		}
 	})
 }

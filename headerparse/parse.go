@@ -48,7 +48,7 @@ func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observ
 // allocates nothing. For callers that parse many responses with a buffer
 // of their own; o.Quotas must not be shared with anything else.
 func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, received time.Time) {
-	c := ctx{h: h, received: received, mapIdx: -1}
+	c := ctx{h: h, received: received, mapIdx: -1, qs: o.Quotas[:0]}
 	c.scan()
 	if p != nil && p.Mapping != nil {
 		c.mapping(p.Mapping)
@@ -94,7 +94,7 @@ func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, receiv
 	if c.fam&famRetry != 0 {
 		c.retry()
 	}
-	qs, limited := c.finish(status, o.Quotas[:0])
+	qs, limited := c.finish(status)
 	*o = srl.Observation{Status: status, Received: received, Quotas: qs, RetryAfter: c.retryAfter, Limited: limited}
 }
 
@@ -149,11 +149,9 @@ type ctx struct {
 	received   time.Time
 	retryAfter srl.Opt[time.Duration]
 
-	// The quotas found so far: buf[:n] on the stack, or spill once more
-	// than len(buf) were found. See add, all, truncate.
-	buf   [4]srl.Quota
-	n     int
-	spill []srl.Quota
+	// The quotas found so far, written straight into the caller's
+	// buffer (ParseInto's o.Quotas). See add, all, truncate.
+	qs []srl.Quota
 
 	fam uint32
 	// seen holds the first maxSeen headers of interest that scan met, so
@@ -207,7 +205,7 @@ func (c *ctx) scan() {
 
 // maxSeen bounds the headers of interest scan remembers; responses rarely
 // carry more than a dozen.
-const maxSeen = 12
+const maxSeen = 8
 
 type seenHeader struct {
 	name   string
@@ -521,41 +519,22 @@ func (c *ctx) retryValue(v string) srl.Opt[time.Duration] {
 
 // add appends q when it says anything.
 func (c *ctx) add(q srl.Quota) {
-	if !q.Limit.Valid && !q.Remaining.Valid && !q.ResetIn.Valid {
+	if !q.Limit.Valid && !q.Remaining.Valid && !q.ResetIn.Valid || len(c.qs) >= maxQuotas {
 		return
 	}
-	switch {
-	case c.count() >= maxQuotas:
-	case c.spill == nil && c.n < len(c.buf):
-		c.buf[c.n] = q
-		c.n++
-	default:
-		if c.spill == nil {
-			c.spill = make([]srl.Quota, c.n, maxQuotas)
-			copy(c.spill, c.buf[:c.n])
-		}
-		c.spill = append(c.spill, q)
+	if c.qs == nil {
+		c.qs = make([]srl.Quota, 0, 4)
 	}
+	c.qs = append(c.qs, q)
 }
 
 // all returns the quotas found so far; the slice is valid until the next add.
-func (c *ctx) all() []srl.Quota {
-	if c.spill != nil {
-		return c.spill
-	}
-	return c.buf[:c.n]
-}
+func (c *ctx) all() []srl.Quota { return c.qs }
 
-func (c *ctx) count() int { return len(c.all()) }
+func (c *ctx) count() int { return len(c.qs) }
 
 // truncate drops the quotas from index n on.
-func (c *ctx) truncate(n int) {
-	if c.spill != nil {
-		c.spill = c.spill[:n]
-	} else {
-		c.n = n
-	}
-}
+func (c *ctx) truncate(n int) { c.qs = c.qs[:n] }
 
 // emit adds q, or, when the Mapping read some of q's headers, completes
 // the Mapping's quota with it.
@@ -623,7 +602,7 @@ func settle(q *srl.Quota, used srl.Opt[float64]) {
 
 // finish applies the invariants, merges duplicates, appends the quotas to
 // dst (off the stack: at most one allocation) and decides Limited.
-func (c *ctx) finish(status int, dst []srl.Quota) (out []srl.Quota, limited bool) {
+func (c *ctx) finish(status int) (out []srl.Quota, limited bool) {
 	qs := c.all()
 	if c.mapIdx >= 0 && !qs[c.mapIdx].Window.Valid && c.mapWindow > 0 {
 		qs[c.mapIdx].Window = window(c.mapWindow)
@@ -638,7 +617,10 @@ func (c *ctx) finish(status int, dst []srl.Quota) (out []srl.Quota, limited bool
 		}
 	}
 	qs = dedupe(qs[:n])
-	out = append(dst, qs...) // nil when both are empty
+	out = qs
+	if len(qs) == 0 {
+		out = c.qs[:0] // keeps the caller's buffer (nil when it had none)
+	}
 
 	switch status {
 	case http.StatusTooManyRequests:
