@@ -215,7 +215,9 @@ type seenHeader struct {
 // header returns h[canon]: from the headers scan met when it is there.
 func (c *ctx) header(canon string) []string {
 	for i := range c.seen[:c.nSeen] {
-		if s := &c.seen[i]; s.name == canon {
+		// Names of one family often share their length: a byte near
+		// the end tells most apart before the whole names are compared.
+		if s := &c.seen[i]; len(s.name) == len(canon) && s.name[len(canon)-2] == canon[len(canon)-2] && s.name == canon {
 			return s.values
 		}
 	}

@@ -61,7 +61,10 @@ func number(s string) (float64, bool) {
 	}
 	var v float64
 	if digits <= 15 { // mantissa and power of ten exact: correctly rounded
-		v = float64(mant) / pow10[frac]
+		v = float64(mant)
+		if frac > 0 {
+			v /= pow10[frac]
+		}
 	} else {
 		var err error
 		if v, err = strconv.ParseFloat(s, 64); err != nil {

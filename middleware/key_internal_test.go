@@ -1,7 +1,10 @@
 package middleware
 
 import (
+	"time"
+
 	"bytes"
+	srl "github.com/smartratelimit/smartratelimit"
 	"testing"
 )
 
@@ -42,6 +45,19 @@ func TestAuthority(t *testing.T) {
 		prefix, ok := authority(c.raw)
 		if prefix != c.prefix || ok != c.ok || isAbs(c.raw) != c.abs {
 			t.Errorf("%q: authority %q %v, isAbs %v; want %q %v %v", c.raw, prefix, ok, isAbs(c.raw), c.prefix, c.ok, c.abs)
+		}
+	}
+}
+
+func TestInferWindow(t *testing.T) {
+	for _, c := range []struct{ reset, want time.Duration }{
+		{0, time.Second}, {time.Second, time.Second}, {time.Second + 1, time.Minute},
+		{40 * time.Second, time.Minute}, {14 * time.Minute, 15 * time.Minute}, {15 * time.Minute, 15 * time.Minute},
+		{40 * time.Minute, time.Hour}, {23 * time.Hour, 24 * time.Hour}, {24*time.Hour + 1, 24*time.Hour + 1},
+		{100 * 24 * time.Hour, 100 * 24 * time.Hour}, {80 * 365 * 24 * time.Hour, srl.MaxWindow},
+	} {
+		if got := InferWindow(c.reset); got != c.want {
+			t.Errorf("InferWindow(%v) = %v, want %v", c.reset, got, c.want)
 		}
 	}
 }

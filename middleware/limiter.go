@@ -764,19 +764,22 @@ func (l *Limiter) update(obs *srl.Observation, elapsed time.Duration, dst []srl.
 	return u
 }
 
-// standardWindows are the window lengths a limit is assumed to have when a
-// server sends a reset but no window.
-var standardWindows = []time.Duration{time.Second, time.Minute, 15 * time.Minute, time.Hour, 24 * time.Hour}
-
 // InferWindow guesses a quota's window from the time until it resets when
 // the server does not say: the shortest common window (a second, minute,
 // quarter hour, hour or day) that is at least that long. GitHub's hourly
 // limit reset in 40 minutes is an hour.
 func InferWindow(resetIn time.Duration) time.Duration {
-	for _, w := range standardWindows {
-		if resetIn <= w {
-			return w
-		}
+	switch {
+	case resetIn <= time.Second:
+		return time.Second
+	case resetIn <= time.Minute:
+		return time.Minute
+	case resetIn <= 15*time.Minute:
+		return 15 * time.Minute
+	case resetIn <= time.Hour:
+		return time.Hour
+	case resetIn <= 24*time.Hour:
+		return 24 * time.Hour
 	}
 	return min(resetIn, srl.MaxWindow)
 }

@@ -35,20 +35,20 @@ const maxLearned = 16
 // Backend is the in-memory backend. Create it with [New]; it is safe for
 // concurrent use.
 type Backend struct {
-	clock   clock.Clock
-	base    time.Time
-	idleTTL time.Duration
-	seed    maphash.Seed
-	log     *slog.Logger
-
-	shards [shardCount]shard
-
+	// What every call reads comes first, on one cache line.
+	closed   atomic.Bool
+	seed     maphash.Seed
+	clock    clock.Clock
+	base     time.Time
 	lastDefs atomic.Pointer[defaultSet]
 
-	closed    atomic.Bool
+	idleTTL   time.Duration
+	log       *slog.Logger
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
+
+	shards [shardCount]shard
 }
 
 var _ srl.Backend = (*Backend)(nil)
