@@ -42,9 +42,11 @@ const (
 func (c *ctx) xRateLimit() {
 	q := srl.Quota{Dimension: srl.DimRequests, Source: srcXRL}
 	from := c.count()
-	q.Limit, q.Window = c.expiring(c.lines(hXRLLimit), srcXRL, true)
-	q.Remaining = optCount(leadNumber(c.get(hXRLRemaining)))
-	settle(&q, optCount(number(c.get(hXRLUsed))))
+	q.Limit, q.Window = c.expiring(c.linesID(idXRLLimit, hXRLLimit), srcXRL, true)
+	q.Remaining = optCount(leadNumber(c.getID(idXRLRemaining, hXRLRemaining)))
+	if !q.Limit.Valid || !q.Remaining.Valid { // else used changes nothing
+		settle(&q, optCount(number(c.getID(idXRLUsed, hXRLUsed))))
+	}
 	if c.fam&famXRLExtra != 0 {
 		if d, ok := number(c.get(hXRLResetAfter)); ok {
 			q.ResetIn = srl.Some(seconds(d))
@@ -59,9 +61,9 @@ func (c *ctx) xRateLimit() {
 		}
 	}
 	if !q.ResetIn.Valid {
-		q.ResetIn = c.reset(c.get(hXRLReset), ResetAuto)
+		q.ResetIn = c.reset(c.getID(idXRLReset, hXRLReset), ResetAuto)
 	}
-	if r := trimOWS(c.get(hXRLResource)); r != "" {
+	if r := trimOWS(c.getID(idXRLResource, hXRLResource)); r != "" {
 		q.Name = r
 		q.Source = srcGitHub
 	}

@@ -74,5 +74,15 @@ func FuzzParse(f *testing.F) {
 		if !reflect.DeepEqual(dirty, o) && !(len(dirty.Quotas) == 0 && len(o.Quotas) == 0) {
 			t.Fatalf("ParseInto = %+v, Parse = %+v", dirty, o)
 		}
+		// Headers read by id say what they say when read by name.
+		for _, p := range []*Parser{{}, &p} {
+			o := p.Parse(status, h, recv)
+			exactLookups = false
+			byName := p.Parse(status, h, recv)
+			exactLookups = true
+			if !reflect.DeepEqual(o, byName) {
+				t.Fatalf("by id %+v, by name %+v", o, byName)
+			}
+		}
 	})
 }

@@ -157,10 +157,11 @@ type ctx struct {
 	// seen holds the first maxSeen headers of interest that scan met, so
 	// that the families read them without hashing their names again;
 	// a name not there is looked up in h.
-	seen  [maxSeen]seenHeader
-	nSeen int
-	odd   []string // names of interest not in canonical form (rare: allocated when met)
-	dyn   []string // names of interest whose suffix carries meaning (allocated when met)
+	seen     [maxSeen]seenHeader
+	nSeen    int
+	overflow bool     // more headers of interest than seen holds
+	odd      []string // names of interest not in canonical form (rare: allocated when met)
+	dyn      []string // names of interest whose suffix carries meaning (allocated when met)
 
 	base    time.Time
 	baseSet bool
@@ -181,8 +182,8 @@ func (c *ctx) scan() {
 		if len(k) < 3 || !interesting[k[0]] {
 			continue
 		}
-		f, exact := classifyExact(k)
-		dyn := false
+		f, id := classifyExact(k)
+		exact, dyn := id != idNone, false
 		if !exact {
 			f, dyn = classify(k)
 		}
@@ -191,8 +192,10 @@ func (c *ctx) scan() {
 		}
 		c.fam |= f
 		if c.nSeen < maxSeen {
-			c.seen[c.nSeen] = seenHeader{k, v}
+			c.seen[c.nSeen] = seenHeader{k, v, id}
 			c.nSeen++
+		} else {
+			c.overflow = true
 		}
 		if dyn && len(c.dyn) < maxDyn {
 			c.dyn = append(c.dyn, k)
@@ -210,6 +213,46 @@ const maxSeen = 8
 type seenHeader struct {
 	name   string
 	values []string
+	id     uint8 // classifyExact's id, or idNone
+}
+
+// exact returns the values of the header classifyExact calls id (canon),
+// and whether that settles it: when the scan met every header of interest
+// in canonical form and the Mapping read none, a known name it did not
+// meet is absent. Otherwise the caller looks canon up by name.
+func (c *ctx) exact(id uint8) ([]string, bool) {
+	if c.overflow || c.nConsumed > 0 || len(c.odd) > 0 || !exactLookups {
+		return nil, false
+	}
+	for i := range c.seen[:c.nSeen] {
+		if c.seen[i].id == id {
+			return c.seen[i].values, true
+		}
+	}
+	return nil, true
+}
+
+// exactLookups is false only in tests that check the lookups by id
+// against the lookups by name.
+var exactLookups = true
+
+// getID is get for a name classifyExact knows.
+func (c *ctx) getID(id uint8, canon string) string {
+	if v, ok := c.exact(id); ok {
+		if len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	return c.get(canon)
+}
+
+// linesID is lines for a name classifyExact knows.
+func (c *ctx) linesID(id uint8, canon string) []string {
+	if v, ok := c.exact(id); ok {
+		return v
+	}
+	return c.lines(canon)
 }
 
 // header returns h[canon]: from the headers scan met when it is there.
@@ -232,21 +275,46 @@ var interesting = func() (t [256]bool) {
 	return t
 }()
 
+// The ids of the names classifyExact knows.
+const (
+	idNone uint8 = iota
+	idDate
+	idXRLLimit
+	idXRLRemaining
+	idXRLReset
+	idXRLUsed
+	idXRLResource
+	idRateLimit
+	idRateLimitPolicy
+	idRetryAfter
+)
+
 // classifyExact is classify for the canonical names most responses carry,
-// matched whole (it reports whether k is one); it spares the common case
-// the case-insensitive prefix matching.
-func classifyExact(k string) (uint32, bool) {
+// matched whole; it returns the name's family and id (idNone for a name
+// it does not know). It spares the common case the case-insensitive
+// prefix matching, and the families read those headers by id.
+func classifyExact(k string) (uint32, uint8) {
 	switch k {
 	case "Date":
-		return famDate, true
-	case hXRLLimit, hXRLRemaining, hXRLReset, hXRLUsed, hXRLResource:
-		return famXRL, true
-	case "Ratelimit", "Ratelimit-Policy":
-		return famIETF, true
+		return famDate, idDate
+	case hXRLLimit:
+		return famXRL, idXRLLimit
+	case hXRLRemaining:
+		return famXRL, idXRLRemaining
+	case hXRLReset:
+		return famXRL, idXRLReset
+	case hXRLUsed:
+		return famXRL, idXRLUsed
+	case hXRLResource:
+		return famXRL, idXRLResource
+	case "Ratelimit":
+		return famIETF, idRateLimit
+	case "Ratelimit-Policy":
+		return famIETF, idRateLimitPolicy
 	case "Retry-After":
-		return famRetry, true
+		return famRetry, idRetryAfter
 	}
-	return 0, false
+	return 0, idNone
 }
 
 // classify returns the family of the header name k (at least 3 bytes long),
@@ -410,7 +478,15 @@ func (c *ctx) dateBase() time.Time {
 	if !c.baseSet {
 		c.baseSet = true
 		c.base = c.received
-		if t, ok := httpDate(c.raw("Date")); ok {
+		date := ""
+		if v, ok := c.exact(idDate); ok {
+			if len(v) > 0 {
+				date = v[0]
+			}
+		} else {
+			date = c.raw("Date")
+		}
+		if t, ok := httpDate(date); ok {
 			c.base = t
 		}
 	}
