@@ -196,16 +196,10 @@ func (b *Backend) shard(key string) *shard {
 	return &b.shards[maphash.String(b.seed, key)%shardCount]
 }
 
-// hasOwnLimits reports whether the key enforces learned limits or
-// overrides instead of the defaults.
-func (st *keyState) hasOwnLimits() bool {
-	return st.x != nil && len(st.x.headers)+len(st.x.override) > 0
-}
-
 // active calls f on every limit the key enforces now: overrides and learned
 // limits when it has any, else the defaults.
 func (st *keyState) active(f func(l *srl.Limit, w *srl.Window, src srl.Source) bool) {
-	if st.hasOwnLimits() {
+	if st.x != nil && len(st.x.headers)+len(st.x.override) > 0 {
 		for i := range st.x.override {
 			if !f(&st.x.override[i].Limit, &st.x.override[i].w, srl.SourceOverride) {
 				return
@@ -280,23 +274,16 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	if err := ctx.Err(); err != nil {
 		return srl.Reservation{}, err
 	}
+	ds, err := b.internDefaults(req.Defaults)
+	if err != nil {
+		return srl.Reservation{}, err
+	}
 	sh := b.shard(req.Key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
-	st := sh.keys[req.Key]
-	// A key limited by learned limits or overrides does not use the
-	// defaults: they are synced (and validated) when they apply.
-	if st == nil || !st.hasOwnLimits() {
-		ds, err := b.internDefaults(req.Defaults)
-		if err != nil {
-			return srl.Reservation{}, err
-		}
-		if st == nil {
-			st = sh.entry(req.Key)
-		}
-		b.syncDefaults(st, ds, now)
-	}
+	st := sh.entry(req.Key)
+	b.syncDefaults(st, ds, now)
 	st.lastUsed = now
 
 	tmin := max(now, st.blocked(), st.lastSlot)

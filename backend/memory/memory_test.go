@@ -227,16 +227,6 @@ func TestInvalidDefaults(t *testing.T) {
 	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
 	_, err = b.Status(bg, key)
 	assert.ErrorIs(t, err, srl.ErrUnknownKey, "a refused request creates no key")
-	// A key on its defaults checks new ones too; one with limits of its
-	// own does not use them.
-	_, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{srl.Every(5, time.Second)}})
-	require.NoError(t, err)
-	_, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{{Limit: 1, Window: -time.Second}}})
-	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
-	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{srl.Every(2, time.Second)}))
-	r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{{Limit: 1, Window: -time.Second}}})
-	require.NoError(t, err)
-	assert.True(t, r.OK)
 }
 
 func TestReconcileWithSentSeq(t *testing.T) {
