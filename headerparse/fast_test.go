@@ -101,3 +101,12 @@ func TestClassifyExactAgreesWithClassify(t *testing.T) {
 		t.Errorf("classifyExact knows %d of the 9 names", known)
 	}
 }
+
+// Parse keeps its nil-for-none result when a quota was found and then
+// dropped (a policy list whose end is malformed).
+func TestParseNoQuotasIsNil(t *testing.T) {
+	o := Parse(200, http.Header{"Ratelimit-Policy": {"10;w=1, 20;w=60, )"}}, time.Unix(0, 0))
+	if o.Quotas != nil {
+		t.Fatalf("Quotas = %#v, want nil", o.Quotas)
+	}
+}

@@ -48,7 +48,7 @@ func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observ
 // allocates nothing. For callers that parse many responses with a buffer
 // of their own; o.Quotas must not be shared with anything else.
 func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, received time.Time) {
-	c := ctx{h: h, received: received, mapIdx: -1, qs: o.Quotas[:0]}
+	c := ctx{h: h, received: received, mapIdx: -1, dst: o.Quotas[:0], qs: o.Quotas[:0]}
 	c.scan()
 	if p != nil && p.Mapping != nil {
 		c.mapping(p.Mapping)
@@ -150,8 +150,8 @@ type ctx struct {
 	retryAfter srl.Opt[time.Duration]
 
 	// The quotas found so far, written straight into the caller's
-	// buffer (ParseInto's o.Quotas). See add, all, truncate.
-	qs []srl.Quota
+	// buffer dst (ParseInto's o.Quotas). See add, all, truncate.
+	dst, qs []srl.Quota
 
 	fam uint32
 	// seen holds the first maxSeen headers of interest that scan met, so
@@ -697,7 +697,7 @@ func (c *ctx) finish(status int) (out []srl.Quota, limited bool) {
 	qs = dedupe(qs[:n])
 	out = qs
 	if len(qs) == 0 {
-		out = c.qs[:0] // keeps the caller's buffer (nil when it had none)
+		out = c.dst // the caller's buffer, nil when it had none
 	}
 
 	switch status {

@@ -329,7 +329,8 @@ const firstContactWait = 2 * time.Second
 
 // maxKnown bounds the set of keys this process has seen a response from;
 // past it the set starts over (a key then waits for one more first
-// response, which costs at most one round trip).
+// response, which costs at most one round trip). Keys whose host entry
+// is cached stay known through that entry.
 const maxKnown = 100_000
 
 // awaitFirstContact lets the first caller of a key this process has never
@@ -626,16 +627,15 @@ func (l *Limiter) learn(t *ticket, resp *http.Response, received time.Time) {
 	if l.closed.Load() {
 		return
 	}
-	first := false // the key's first response in this process: open its gate after
-	if t.probe {
-		first, t.probe = true, false
-	} else if !t.known {
+	first := t.probe // the key's first response in this process: open its gate after
+	if !first && !t.known {
 		_, known := l.known.Load(t.key)
 		first = !known
 		t.known = true
 	}
 	l.apply(t, resp, received)
-	if first {
+	if first { // not reached when apply panics: the probe's gate opens at the ticket's end then
+		t.probe = false
 		l.learned(t.key) // after the backend has the limits
 	}
 }

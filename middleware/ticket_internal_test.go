@@ -99,3 +99,30 @@ func TestTicketTableSpills(t *testing.T) {
 		require.Nil(t, tt.get(r))
 	}
 }
+
+// A probe whose learning panics (here in the user's OnLearn hook) still
+// opens its key's first-contact gate when its ticket ends.
+func TestPanickingProbeOpensItsGate(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RateLimit-Limit", "1000")
+		w.Header().Set("X-RateLimit-Remaining", "999")
+		w.Header().Set("X-RateLimit-Reset", "60")
+	}))
+	defer srv.Close()
+	l, err := New(WithHooks(Hooks{OnLearn: func(string, []srl.QuotaUpdate) { panic("hook") }}))
+	require.NoError(t, err)
+	defer l.Close()
+	c := l.Attach(resty.New())
+	func() {
+		defer func() { assert.Equal(t, "hook", recover()) }()
+		_, _ = c.R().Get(srv.URL)
+	}()
+	key, err := KeyOf(srv.URL)
+	require.NoError(t, err)
+	_, known := l.known.Load(key)
+	assert.True(t, known, "the key is known after its probe ended")
+	l.mu.Lock()
+	assert.Empty(t, l.gates, "no gate left closed")
+	l.mu.Unlock()
+	assert.Zero(t, l.ticketCount())
+}

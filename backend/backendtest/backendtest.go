@@ -364,6 +364,10 @@ func testOverride(t *testing.T, b srl.Backend, key string) {
 	assert.Equal(t, srl.SourceDefaults, st.Limits[0].Source)
 	assert.ErrorIs(t, b.SetLimits(bg, key, []srl.Limit{{Limit: -1, Window: time.Second}}), srl.ErrInvalidLimit)
 	assert.ErrorIs(t, b.SetLimits(bg, key, []srl.Limit{{Limit: 1}}), srl.ErrInvalidLimit)
+	// Invalid defaults are refused even by a key whose own limits apply.
+	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{srl.Every(5, time.Second)}))
+	_, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{{Limit: -1, Window: time.Second}}})
+	assert.ErrorIs(t, err, srl.ErrInvalidLimit)
 }
 
 func testKeysClearStatus(t *testing.T, b srl.Backend, key string) {
