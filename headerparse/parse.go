@@ -216,12 +216,12 @@ type seenHeader struct {
 	id     uint8 // classifyExact's id, or idNone
 }
 
-// exact returns the values of the header classifyExact calls id (canon),
-// and whether that settles it: when the scan met every header of interest
-// in canonical form and the Mapping read none, a known name it did not
-// meet is absent. Otherwise the caller looks canon up by name.
+// exact returns the values of the header classifyExact calls id, and
+// whether that settles it: when the scan met every header of interest in
+// canonical form, a known name it did not meet is absent. Otherwise the
+// caller looks the name up.
 func (c *ctx) exact(id uint8) ([]string, bool) {
-	if c.overflow || c.nConsumed > 0 || len(c.odd) > 0 || !exactLookups {
+	if c.overflow || len(c.odd) > 0 || !exactLookups {
 		return nil, false
 	}
 	for i := range c.seen[:c.nSeen] {
@@ -236,19 +236,31 @@ func (c *ctx) exact(id uint8) ([]string, bool) {
 // against the lookups by name.
 var exactLookups = true
 
-// getID is get for a name classifyExact knows.
-func (c *ctx) getID(id uint8, canon string) string {
-	if v, ok := c.exact(id); ok {
-		if len(v) > 0 {
-			return v[0]
-		}
-		return ""
+// rawID is raw for the name canon, which classifyExact calls id.
+func (c *ctx) rawID(id uint8, canon string) string {
+	v, ok := c.exact(id)
+	if !ok {
+		return c.raw(canon)
 	}
-	return c.get(canon)
+	if len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
-// linesID is lines for a name classifyExact knows.
+// getID is get for the name canon, which classifyExact calls id.
+func (c *ctx) getID(id uint8, canon string) string {
+	if c.isConsumed(canon) {
+		return ""
+	}
+	return c.rawID(id, canon)
+}
+
+// linesID is lines for the name canon, which classifyExact calls id.
 func (c *ctx) linesID(id uint8, canon string) []string {
+	if c.isConsumed(canon) {
+		return nil
+	}
 	if v, ok := c.exact(id); ok {
 		return v
 	}
@@ -478,15 +490,7 @@ func (c *ctx) dateBase() time.Time {
 	if !c.baseSet {
 		c.baseSet = true
 		c.base = c.received
-		date := ""
-		if v, ok := c.exact(idDate); ok {
-			if len(v) > 0 {
-				date = v[0]
-			}
-		} else {
-			date = c.raw("Date")
-		}
-		if t, ok := httpDate(date); ok {
+		if t, ok := httpDate(c.rawID(idDate, "Date")); ok {
 			c.base = t
 		}
 	}

@@ -24,7 +24,7 @@ func TestPartitionSecretDefault(t *testing.T) {
 	}
 }
 
-func TestAuthority(t *testing.T) {
+func TestAuthorityAt(t *testing.T) {
 	for _, c := range []struct {
 		raw, prefix string
 		ok, abs     bool
@@ -42,9 +42,9 @@ func TestAuthority(t *testing.T) {
 		{"a:b://x/y", "a:b://x", true, true}, // the first "://" before any '/'
 		{"", "", false, false},
 	} {
-		prefix, ok := authority(c.raw)
+		prefix, ok := authorityAt(c.raw, schemeEnd(c.raw))
 		if prefix != c.prefix || ok != c.ok || isAbs(c.raw) != c.abs {
-			t.Errorf("%q: authority %q %v, isAbs %v; want %q %v %v", c.raw, prefix, ok, isAbs(c.raw), c.prefix, c.ok, c.abs)
+			t.Errorf("%q: authorityAt %q %v, isAbs %v; want %q %v %v", c.raw, prefix, ok, isAbs(c.raw), c.prefix, c.ok, c.abs)
 		}
 	}
 }

@@ -194,10 +194,10 @@ func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, *host
 	if err != nil {
 		return "", u, nil, err
 	}
-	key := HostKey(u)
 	if l.cfg.keyFunc != nil {
 		return l.cfg.keyFunc(u), u, nil, nil
 	}
+	key := HostKey(u)
 	if !cacheable {
 		return key, u, nil, nil
 	}
@@ -211,12 +211,9 @@ func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, *host
 	return key, u, e, nil
 }
 
-// authority returns the "scheme://host:port" prefix of an absolute URL
-// without user info, and whether there is one.
-func authority(raw string) (string, bool) { return authorityAt(raw, schemeEnd(raw)) }
-
-// authorityAt is authority for a raw URL whose scheme ends at i
-// (schemeEnd).
+// authorityAt returns the "scheme://host:port" prefix of an absolute URL
+// whose scheme ends at i (schemeEnd, -1 for a relative URL) without user
+// info, and whether there is one.
 func authorityAt(raw string, i int) (string, bool) {
 	if i < 0 {
 		return "", false

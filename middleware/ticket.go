@@ -112,13 +112,13 @@ func (tt *ticketTable) close(r *resty.Request, t *ticket) {
 		}
 	}
 	sh.mu.Lock()
-	t, ok := sh.spill[r]
+	_, ok := sh.spill[r]
 	if ok {
 		delete(sh.spill, r)
 		sh.spillN.Add(-1)
 	}
 	sh.mu.Unlock()
-	if ok {
+	if ok && t != nil {
 		t.reset()
 		spillTickets.Put(t)
 	}
