@@ -16,6 +16,7 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/backend/memory"
 	"github.com/smartratelimit/smartratelimit/headerparse"
+	"github.com/smartratelimit/smartratelimit/internal/clock"
 )
 
 // Limiter limits the requests of the resty clients it is attached to. It
@@ -26,6 +27,10 @@ type Limiter struct {
 	backend    srl.Backend
 	ownBackend bool
 	inProcess  bool // the backend never blocks on I/O (memory)
+	// restyTime: the clock is the real one, so resty's own stamp of when
+	// an attempt was sent (Request.Time, read from the same monotonic
+	// clock) dates the attempt, and the hook need not read the clock.
+	restyTime  bool
 	parser     headerparse.Parser
 	hostParser map[string]*headerparse.Parser
 
@@ -80,6 +85,7 @@ func New(opts ...Option) (*Limiter, error) {
 		closing: make(chan struct{}),
 		base:    cfg.clock.Now(),
 	}
+	l.restyTime = cfg.clock == clock.Real
 	if len(cfg.hostMappings) > 0 {
 		l.hostParser = map[string]*headerparse.Parser{}
 		for h, m := range cfg.hostMappings {
@@ -315,7 +321,9 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 		return err // the ticket's end (OnError) opens a probe's gate
 	}
 	t.seq = seq
-	t.sent = l.now()
+	if !l.restyTime {
+		t.sent = l.now()
+	}
 	t.observed = false
 	return nil
 }
@@ -606,6 +614,15 @@ func (l *Limiter) learnTicket(t *ticket, resp *resty.Response) {
 	if raw := resp.Request.RawRequest; raw != nil && resp.RawResponse.Request != nil &&
 		resp.RawResponse.Request != raw && !sameAuthority(raw.URL, resp.RawResponse.Request.URL) {
 		return
+	}
+	if l.restyTime {
+		// resty stamps Request.Time after the before hooks, as it hands
+		// the attempt to the transport.
+		if sent := resp.Request.Time; !sent.IsZero() {
+			t.sent = int64(sent.Sub(l.base))
+		} else {
+			t.sent = l.now()
+		}
 	}
 	l.learn(t, resp.RawResponse, resp.ReceivedAt())
 }
