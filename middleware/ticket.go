@@ -15,7 +15,7 @@ type ticket struct {
 	key      string
 	host     string // host:port, for per-host profiles and overrides
 	seq      uint64 // the attempt's grant
-	sent     int64  // when the attempt left the limiter (l.now())
+	sent     int64  // when the attempt was sent (l.now() timeline)
 	probe    bool   // the request holds the key's first-contact gate
 	known    bool   // the key had a response in this process before the request
 	observed bool   // the attempt's response was learned
@@ -29,11 +29,14 @@ func (t *ticket) reset() { *t = ticket{buf: t.buf} }
 // The ticket table holds the ticket of each request between its before
 // hook and the end of its Execute. It is on every request's path, so its
 // common case touches little memory and takes no lock: a request's
-// pointer picks a shard, and the request claims one of the shard's inline
-// slots with a compare-and-swap; only the goroutine running the request
-// reads or writes the slot's ticket until it releases the slot. When a
-// shard's slots are all taken (many requests in flight at once), the
-// request's ticket goes to the shard's spill map under its lock.
+// pointer picks a shard, and the request claims one of the shard's slots
+// with a compare-and-swap; only the goroutine running the request reads
+// or writes the slot's ticket until it releases the slot. When a shard's
+// slots are all taken (many requests in flight at once), the request's
+// ticket goes to the shard's spill map under its lock. Tickets come from
+// a pool rather than living in the slots: a P gets back the ticket (and
+// buffers) it released last, still in its caches, where a slot picked by
+// the request's address would be a cold one.
 const (
 	ticketShards = 64
 	ticketSlots  = 4
@@ -41,16 +44,18 @@ const (
 
 type ticketShard struct {
 	reqs   [ticketSlots]atomic.Pointer[resty.Request]
-	spillN atomic.Int32 // tickets in spill
-	mu     sync.Mutex   // guards spill
+	tks    [ticketSlots]*ticket // tks[i] is reqs[i]'s; only its request's goroutine reads or writes it
+	spillN atomic.Int32         // tickets in spill
+	mu     sync.Mutex           // guards spill
 	spill  map[*resty.Request]*ticket
-	slots  [ticketSlots]ticket
 }
 
 type ticketTable [ticketShards]ticketShard
 
-// spillTickets recycles the tickets of the spill maps with their buffers.
-var spillTickets = sync.Pool{New: func() any { return new(ticket) }}
+// freeTickets recycles tickets with their buffers. It hands each P the
+// ticket it released last, still in its caches: one client's requests in
+// a row reuse one ticket.
+var freeTickets = sync.Pool{New: func() any { return new(ticket) }}
 
 func (tt *ticketTable) shard(r *resty.Request) *ticketShard {
 	h := uint64(uintptr(unsafe.Pointer(r))) * 0x9e3779b97f4a7c15 // Fibonacci hashing
@@ -65,7 +70,7 @@ func (tt *ticketTable) get(r *resty.Request) *ticket {
 	sh := tt.shard(r)
 	for i := range sh.reqs {
 		if sh.reqs[i].Load() == r {
-			return &sh.slots[i]
+			return sh.tks[i]
 		}
 	}
 	if sh.spillN.Load() == 0 {
@@ -83,10 +88,11 @@ func (tt *ticketTable) open(r *resty.Request) *ticket {
 		return t
 	}
 	sh := tt.shard(r)
+	t := freeTickets.Get().(*ticket)
 	for i := range sh.reqs {
 		if sh.reqs[i].Load() == nil && sh.reqs[i].CompareAndSwap(nil, r) {
-			sh.slots[i].reset()
-			return &sh.slots[i]
+			sh.tks[i] = t
+			return t
 		}
 	}
 	sh.mu.Lock()
@@ -94,8 +100,6 @@ func (tt *ticketTable) open(r *resty.Request) *ticket {
 	if sh.spill == nil {
 		sh.spill = map[*resty.Request]*ticket{}
 	}
-	t := spillTickets.Get().(*ticket)
-	t.reset()
 	sh.spill[r] = t
 	sh.spillN.Add(1)
 	return t
@@ -105,9 +109,11 @@ func (tt *ticketTable) open(r *resty.Request) *ticket {
 func (tt *ticketTable) close(r *resty.Request, t *ticket) {
 	sh := tt.shard(r)
 	for i := range sh.reqs {
-		if &sh.slots[i] == t {
-			t.reset() // drops the key's string for the collector
+		if sh.reqs[i].Load() == r {
+			sh.tks[i] = nil
 			sh.reqs[i].Store(nil)
+			t.reset() // drops the key's string for the collector
+			freeTickets.Put(t)
 			return
 		}
 	}
@@ -120,7 +126,7 @@ func (tt *ticketTable) close(r *resty.Request, t *ticket) {
 	sh.mu.Unlock()
 	if ok && t != nil {
 		t.reset()
-		spillTickets.Put(t)
+		freeTickets.Put(t)
 	}
 }
 
