@@ -26,7 +26,8 @@ type Limiter struct {
 	cfg        config
 	backend    srl.Backend
 	ownBackend bool
-	inProcess  bool // the backend never blocks on I/O (memory)
+	inProcess  bool            // the backend never blocks on I/O (memory)
+	ownMemory  *memory.Backend // the backend when New made it, on the limiter's clock
 	// restyTime: the clock is the real one, so resty's own stamp of when
 	// an attempt was sent (Request.Time, read from the same monotonic
 	// clock) dates the attempt, and the hook need not read the clock.
@@ -98,7 +99,7 @@ func New(opts ...Option) (*Limiter, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.backend, l.ownBackend = b, true
+		l.backend, l.ownBackend, l.ownMemory = b, true, b
 	}
 	_, l.inProcess = l.backend.(*memory.Backend)
 	return l, nil
@@ -677,7 +678,7 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, u.BlockFor)
 		}
 	}
-	if err := l.observe(t.key, u); err != nil {
+	if err := l.observe(t.key, u, now); err != nil {
 		l.cfg.logger.Warn("smartratelimit: could not record response limits", "key", t.key, "error", err)
 		return
 	}
@@ -708,7 +709,10 @@ func (l *Limiter) block(key string, now int64, d time.Duration) {
 
 // observe stores an update. The caller's context may end before it is
 // stored; it is still worth storing, so it gets a context of its own.
-func (l *Limiter) observe(key string, u srl.Update) error {
+func (l *Limiter) observe(key string, u srl.Update, now int64) error {
+	if l.ownMemory != nil { // on the limiter's clock: it is read once for both
+		return l.ownMemory.ObserveAt(context.Background(), key, u, l.base.Add(time.Duration(now)))
+	}
 	if l.inProcess {
 		return l.backend.Observe(context.Background(), key, u)
 	}

@@ -361,6 +361,20 @@ func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, cos
 
 // Observe implements [srl.Backend].
 func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
+	return b.observe(ctx, key, u, time.Time{})
+}
+
+// ObserveAt is [Backend.Observe] at a time the caller has just read from
+// the backend's clock (the clock given by [WithClock]), sparing the
+// backend a read of its own: for callers that read the clock anyway on
+// the same path, as the middleware does. A time earlier than the key's
+// last use counts as that, so the key's time line never runs backwards;
+// a zero time reads the clock.
+func (b *Backend) ObserveAt(ctx context.Context, key string, u srl.Update, at time.Time) error {
+	return b.observe(ctx, key, u, at)
+}
+
+func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time.Time) error {
 	if b.closed.Load() {
 		return srl.ErrClosed
 	}
@@ -370,8 +384,13 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 	sh := b.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	now := b.now()
 	st := sh.entry(key)
+	var now int64
+	if at.IsZero() {
+		now = b.now()
+	} else {
+		now = max(int64(at.Sub(b.base))+1, st.lastUsed, 1)
+	}
 	st.lastUsed = now
 	var since float64
 	if u.SentSeq > 0 && u.SentSeq <= st.seq {

@@ -706,3 +706,39 @@ func TestDefaultsSustainedRate(t *testing.T) {
 		assert.LessOrEqual(t, backendtest.MostIn(grants, t0, d.Window), int(d.Limit), d.Name)
 	}
 }
+
+// TestObserveAt: an update dated by the caller's reading of the clock is
+// the update Observe makes at that time, and a date before the key's last
+// use counts as that use (the key's time line never runs backwards).
+func TestObserveAt(t *testing.T) {
+	b, fc := newFake(t)
+	server := srl.Limit{Name: "core", Limit: 10, Window: time.Minute}
+	u := func(remaining float64) srl.Update {
+		return srl.Update{Quotas: []srl.QuotaUpdate{{Limit: server, Remaining: remaining, HasRemaining: true, ResetIn: time.Minute, HasReset: true}}}
+	}
+
+	// Observe at t0+5s and ObserveAt(t0+5s) with the clock elsewhere agree.
+	fc.Set(t0.Add(5 * time.Second))
+	require.NoError(t, b.Observe(bg, "a", u(7)))
+	fc.Set(t0.Add(40 * time.Second))
+	require.NoError(t, b.ObserveAt(bg, "b", u(7), t0.Add(5*time.Second)))
+	sa, sb := status(t, b, "a"), status(t, b, "b")
+	require.Len(t, sb.Limits, 1)
+	assert.Equal(t, sa.Limits, sb.Limits)
+	assert.Equal(t, sa.LastUsed, sb.LastUsed)
+	assert.Equal(t, t0.Add(5*time.Second+time.Minute), sb.Limits[0].ResetAt)
+
+	// A zero time reads the clock.
+	require.NoError(t, b.ObserveAt(bg, "c", u(7), time.Time{}))
+	assert.Equal(t, fc.Now(), status(t, b, "c").LastUsed)
+
+	// Dated before the key's last use (an Acquire at t0+40s): at t0+40s.
+	acquire(t, b, "d", 0)
+	require.NoError(t, b.ObserveAt(bg, "d", u(3), t0.Add(time.Second)))
+	sd := status(t, b, "d")
+	assert.Equal(t, fc.Now(), sd.LastUsed)
+	assert.Equal(t, fc.Now().Add(time.Minute), sd.Limits[0].ResetAt)
+
+	require.NoError(t, b.Close())
+	assert.ErrorIs(t, b.ObserveAt(bg, "a", u(1), fc.Now()), srl.ErrClosed)
+}
