@@ -48,7 +48,11 @@ func (p *Parser) Parse(status int, h http.Header, received time.Time) srl.Observ
 // allocates nothing. For callers that parse many responses with a buffer
 // of their own; o.Quotas must not be shared with anything else.
 func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, received time.Time) {
-	c := ctx{h: h, received: received, mapIdx: -1, dst: o.Quotas[:0], qs: o.Quotas[:0]}
+	// Field by field, here and for o below: a struct literal is built in
+	// a temporary whose copy stalls on store forwarding.
+	var c ctx
+	c.h, c.received, c.mapIdx = h, received, -1
+	c.dst, c.qs = o.Quotas[:0], o.Quotas[:0]
 	c.scan()
 	if p != nil && p.Mapping != nil {
 		c.mapping(p.Mapping)
@@ -95,7 +99,9 @@ func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, receiv
 		c.retry()
 	}
 	qs, limited := c.finish(status)
-	*o = srl.Observation{Status: status, Received: received, Quotas: qs, RetryAfter: c.retryAfter, Limited: limited}
+	*o = srl.Observation{}
+	o.Status, o.Received, o.Quotas = status, received, qs
+	o.RetryAfter, o.Limited = c.retryAfter, limited
 }
 
 // Sources: the header family each quota came from.
@@ -192,7 +198,10 @@ func (c *ctx) scan() {
 		}
 		c.fam |= f
 		if c.nSeen < maxSeen {
-			c.seen[c.nSeen] = seenHeader{k, v, id}
+			// Field by field: a whole-struct store goes through a
+			// temporary whose copy stalls on store forwarding.
+			s := &c.seen[c.nSeen]
+			s.name, s.values, s.id = k, v, id
 			c.nSeen++
 		} else {
 			c.overflow = true
