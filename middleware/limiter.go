@@ -663,8 +663,19 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 	if obs.Empty() {
 		return
 	}
-	now := l.now()
-	elapsed := l.base.Add(time.Duration(now)).Sub(received)
+	// The update is dated when the response was received: resets and
+	// Retry-After count from then. On the real clock that is resty's own
+	// stamp (taken as it read the body, from the same monotonic clock);
+	// the backend takes a date before the key's last use as that use.
+	// Otherwise the clock is read and the time since then subtracted.
+	var now int64
+	var elapsed time.Duration
+	if l.restyTime && !received.IsZero() {
+		now = int64(received.Sub(l.base))
+	} else {
+		now = l.now()
+		elapsed = l.base.Add(time.Duration(now)).Sub(received)
+	}
 	u := l.update(obs, elapsed, t.buf.quotas[:0])
 	t.buf.quotas = u.Quotas[:0]
 	u.SentSeq = t.seq
