@@ -174,3 +174,49 @@ func TestHostLimitsComeBackAfterAClear(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 48.0, st.Limits[0].Remaining)
 }
+
+// recordingBackend records the updates a backend is given.
+type recordingBackend struct {
+	*memory.Backend
+	updates chan srl.Update
+}
+
+func (b recordingBackend) Observe(ctx context.Context, key string, u srl.Update) error {
+	b.updates <- srl.Update{BlockFor: u.BlockFor, SentSeq: u.SentSeq, SentAgo: u.SentAgo}
+	return b.Backend.Observe(ctx, key, u)
+}
+
+// On the real clock an attempt is dated by resty's own stamps: sent when
+// resty handed it to the transport (Request.Time), answered when resty had
+// read the response (ReceivedAt). The update says exactly that much, and
+// the limiter's own memory backend dates it at the receipt.
+func TestRealClockDatesByRestyStamps(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-RateLimit-Limit", "100")
+		w.Header().Set("X-RateLimit-Remaining", "50")
+		w.Header().Set("X-RateLimit-Reset", "60")
+		time.Sleep(2 * time.Millisecond)
+	}))
+	t.Cleanup(srv.Close)
+
+	mem, err := memory.New()
+	require.NoError(t, err)
+	rec := recordingBackend{mem, make(chan srl.Update, 4)}
+	c, _ := newClient(t, middleware.WithBackend(rec))
+	resp, err := c.R().Get(srv.URL)
+	require.NoError(t, err)
+	u := <-rec.updates
+	assert.Equal(t, resp.ReceivedAt().Sub(resp.Request.Time), u.SentAgo)
+	assert.GreaterOrEqual(t, u.SentAgo, 2*time.Millisecond)
+	require.NoError(t, mem.Close())
+
+	c, l := newClient(t)
+	resp, err = c.R().Get(srv.URL)
+	require.NoError(t, err)
+	st, err := l.Status(context.Background(), keyOf(t, srv.URL))
+	require.NoError(t, err)
+	assert.True(t, st.LastUsed.Equal(resp.ReceivedAt()), "dated at the receipt: %v, received %v", st.LastUsed, resp.ReceivedAt())
+	b, ok := st.Binding()
+	require.True(t, ok)
+	assert.True(t, b.ResetAt.Equal(resp.ReceivedAt().Add(time.Minute)), "reset counts from the receipt: %v", b.ResetAt)
+}
