@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // imfFixdate is the fast path of httpDate: what it accepts, time.Parse
@@ -109,4 +112,46 @@ func TestParseNoQuotasIsNil(t *testing.T) {
 	if o.Quotas != nil {
 		t.Fatalf("Quotas = %#v, want nil", o.Quotas)
 	}
+}
+
+// TestServerDateMemo: the remembered Date gives what parsing gives, only
+// a later date replaces it, and a date far past the receipt is not kept.
+func TestServerDateMemo(t *testing.T) {
+	lastDate.Store(nil)
+	t.Cleanup(func() { lastDate.Store(nil) })
+	received := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	parse := func(raw string) time.Time {
+		t.Helper()
+		got, ok := serverDate(raw, received)
+		want, wantOK := httpDate(raw)
+		require.Equal(t, wantOK, ok, raw)
+		require.True(t, want.Equal(got), "%s: %v, parsed %v", raw, got, want)
+		return got
+	}
+	memo := func() string {
+		if m := lastDate.Load(); m != nil {
+			return m.raw
+		}
+		return ""
+	}
+	const d1, d2 = "Fri, 27 Nov 2026 12:00:00 GMT", "Fri, 27 Nov 2026 12:00:01 GMT"
+	parse(d1)
+	assert.Equal(t, d1, memo())
+	parse(d1) // from the memo
+	parse(d2)
+	assert.Equal(t, d2, memo(), "a later date replaces it")
+	parse(d1)
+	assert.Equal(t, d2, memo(), "an earlier one does not")
+	parse("Sat, 01 Jan 2028 00:00:00 GMT")
+	assert.Equal(t, d2, memo(), "a wild clock is not kept")
+	parse("Friday, 27-Nov-26 12:00:05 GMT") // RFC 850: parsed, kept
+	assert.Equal(t, "Friday, 27-Nov-26 12:00:05 GMT", memo())
+	parse("not a date")
+	parse(" " + d1)
+	assert.Equal(t, "Friday, 27-Nov-26 12:00:05 GMT", memo())
+
+	// The memo cannot change a result: a memo holding a raw value maps
+	// it to that value's own time.
+	lastDate.Store(&dateMemo{raw: d2, t: parse(d2)})
+	assert.True(t, parse(d2).Equal(time.Date(2026, 11, 27, 12, 0, 1, 0, time.UTC)))
 }

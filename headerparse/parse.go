@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
@@ -499,11 +500,38 @@ func (c *ctx) dateBase() time.Time {
 	if !c.baseSet {
 		c.baseSet = true
 		c.base = c.received
-		if t, ok := httpDate(c.rawID(idDate, "Date")); ok {
+		if t, ok := serverDate(c.rawID(idDate, "Date"), c.received); ok {
 			c.base = t
 		}
 	}
 	return c.base
+}
+
+// lastDate is the latest Date header value parsed, with its time. A
+// server's Date changes once a second, and servers agree on it within the
+// second, so most responses repeat it: they compare instead of parsing.
+// Only a later date replaces it (one allocation a second at most), so
+// servers whose clocks differ do not take turns replacing it; a date more
+// than a day after the response was received is not kept, so one server
+// with a wild clock cannot hold it.
+var lastDate atomic.Pointer[dateMemo]
+
+type dateMemo struct {
+	raw string
+	t   time.Time
+}
+
+// serverDate parses a Date header value as httpDate does.
+func serverDate(raw string, received time.Time) (time.Time, bool) {
+	m := lastDate.Load()
+	if m != nil && m.raw == raw {
+		return m.t, true
+	}
+	t, ok := httpDate(raw)
+	if ok && (m == nil || t.After(m.t)) && t.Before(received.Add(24*time.Hour)) {
+		lastDate.Store(&dateMemo{raw: strings.Clone(raw), t: t})
+	}
+	return t, ok
 }
 
 func (c *ctx) until(t time.Time) srl.Opt[time.Duration] {
