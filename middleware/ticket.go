@@ -23,8 +23,13 @@ type ticket struct {
 	buf learnBuf // kept from request to request: learning allocates nothing
 }
 
-// reset zeroes t but for its buffers.
-func (t *ticket) reset() { *t = ticket{buf: t.buf} }
+// reset zeroes t but for its buffers. Field by field: a struct literal
+// would be built in a temporary and copied, buffers and all.
+func (t *ticket) reset() {
+	t.key, t.host = "", ""
+	t.seq, t.sent = 0, 0
+	t.probe, t.known, t.observed = false, false, false
+}
 
 // The ticket table holds the ticket of each request between its before
 // hook and the end of its Execute. It is on every request's path, so its

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
+	"unsafe"
 
 	"github.com/go-resty/resty/v2"
 	"github.com/stretchr/testify/assert"
@@ -125,4 +127,38 @@ func TestPanickingProbeOpensItsGate(t *testing.T) {
 	assert.Empty(t, l.gates, "no gate left closed")
 	l.mu.Unlock()
 	assert.Zero(t, l.ticketCount())
+}
+
+// reset zeroes every field of a ticket but its buffers, which it keeps:
+// a field added to ticket and not to reset fails here.
+func TestTicketResetZeroesAllButBuffers(t *testing.T) {
+	var tk ticket
+	v := reflect.ValueOf(&tk).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		f = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem() // settable
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Int64:
+			f.SetInt(7)
+		case reflect.Uint64:
+			f.SetUint(7)
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Struct: // buf
+			tk.buf.quotas = make([]srl.QuotaUpdate, 0, 3)
+			tk.buf.obs.Quotas = make([]srl.Quota, 0, 2)
+		default:
+			t.Fatalf("ticket.%s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	tk.reset()
+	for i := range v.NumField() {
+		if name := v.Type().Field(i).Name; name != "buf" {
+			assert.True(t, v.Field(i).IsZero(), "reset left ticket.%s", name)
+		}
+	}
+	assert.Equal(t, 3, cap(tk.buf.quotas), "the buffers stay")
+	assert.Equal(t, 2, cap(tk.buf.obs.Quotas), "the buffers stay")
 }
