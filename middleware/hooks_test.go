@@ -188,8 +188,9 @@ func (b recordingBackend) Observe(ctx context.Context, key string, u srl.Update)
 
 // On the real clock an attempt is dated by resty's own stamps: sent when
 // resty handed it to the transport (Request.Time), answered when resty had
-// read the response (ReceivedAt). The update says exactly that much, and
-// the limiter's own memory backend dates it at the receipt.
+// read the response (ReceivedAt). A backend given with WithBackend counts
+// from its Observe call, so the update's SentAgo runs from the send to
+// then; the limiter's own memory backend dates the update at the receipt.
 func TestRealClockDatesByRestyStamps(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-RateLimit-Limit", "100")
@@ -205,8 +206,10 @@ func TestRealClockDatesByRestyStamps(t *testing.T) {
 	c, _ := newClient(t, middleware.WithBackend(rec))
 	resp, err := c.R().Get(srv.URL)
 	require.NoError(t, err)
+	upper := time.Since(resp.Request.Time)
 	u := <-rec.updates
-	assert.Equal(t, resp.ReceivedAt().Sub(resp.Request.Time), u.SentAgo)
+	assert.GreaterOrEqual(t, u.SentAgo, resp.ReceivedAt().Sub(resp.Request.Time))
+	assert.LessOrEqual(t, u.SentAgo, upper)
 	assert.GreaterOrEqual(t, u.SentAgo, 2*time.Millisecond)
 	require.NoError(t, mem.Close())
 
@@ -219,4 +222,82 @@ func TestRealClockDatesByRestyStamps(t *testing.T) {
 	b, ok := st.Binding()
 	require.True(t, ok)
 	assert.True(t, b.ResetAt.Equal(resp.ReceivedAt().Add(time.Minute)), "reset counts from the receipt: %v", b.ResetAt)
+}
+
+// slowBodyServer answers /429 once with a 429 and Retry-After: 1, and
+// /exhausted with nothing remaining until a reset in 2s; both flush their
+// headers at once and then take their time over the body, which resty
+// reads (SetOutput) before the limiter's hook learns the response.
+func slowBodyServer(t *testing.T, body time.Duration) *httptest.Server {
+	var first atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/429":
+			if !first.Swap(true) {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				w.(http.Flusher).Flush()
+				time.Sleep(body)
+			}
+		case "/exhausted":
+			w.Header().Set("X-RateLimit-Limit", "10")
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			w.Header().Set("X-RateLimit-Reset", "2")
+			w.(http.Flusher).Flush()
+			time.Sleep(body)
+		}
+		w.Write([]byte("x"))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A Retry-After counts from the response, not from the hook: with a
+// backend of the caller's (which counts from its Observe call), a 1s
+// Retry-After whose body took 1.2s to save is over when it is learned, and
+// the next request does not wait.
+func TestRetryAfterCountsFromTheResponse(t *testing.T) {
+	srv := slowBodyServer(t, 1200*time.Millisecond)
+	mem, err := memory.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { mem.Close() })
+	var throttled atomic.Int64
+	c, _ := newClient(t, middleware.WithBackend(mem), middleware.WithHooks(middleware.Hooks{
+		OnThrottled: func(string, int, time.Duration) { throttled.Add(1) },
+	}))
+	resp, err := c.R().SetOutput(t.TempDir() + "/body").Get(srv.URL + "/429")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode())
+	require.Equal(t, int64(1), throttled.Load(), "the 429 was learned")
+	start := time.Now()
+	resp, err = c.R().Get(srv.URL + "/429")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode())
+	assert.Less(t, time.Since(start), 500*time.Millisecond, "waited for a block that was over")
+}
+
+// With the limiter's own backend, a request on the key while an earlier
+// response's body was being saved does not move that response's reset:
+// it stays 2s after the response was received.
+func TestResetStaysWithTheResponseWhenTheKeyWasUsedMeanwhile(t *testing.T) {
+	srv := slowBodyServer(t, time.Second)
+	c, l := newClient(t)
+	_, err := c.R().Get(srv.URL + "/warm")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, err := c.R().Get(srv.URL + "/warm")
+		done <- err
+	}()
+	resp, err := c.R().SetOutput(t.TempDir() + "/body").Get(srv.URL + "/exhausted")
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+	st, err := l.Status(context.Background(), keyOf(t, srv.URL))
+	require.NoError(t, err)
+	b, ok := st.Binding()
+	require.True(t, ok)
+	want := resp.ReceivedAt().Add(2 * time.Second)
+	assert.InDelta(t, 0, float64(b.ResetAt.Sub(want)), float64(50*time.Millisecond),
+		"reset %v, want 2s after the receipt (%v)", b.ResetAt, want)
 }

@@ -663,14 +663,16 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 	if obs.Empty() {
 		return
 	}
-	// The update is dated when the response was received: resets and
-	// Retry-After count from then. On the real clock that is resty's own
-	// stamp (taken as it read the body, from the same monotonic clock);
-	// the backend takes a date before the key's last use as that use.
-	// Otherwise the clock is read and the time since then subtracted.
+	// Resets and Retry-After count from when the response was received,
+	// which may be well before this hook runs (a body saved to a file,
+	// other hooks first). The limiter's own memory backend takes the
+	// update dated then: on the real clock that is resty's own stamp
+	// (from the same monotonic clock), so learning reads no clock. Any
+	// other backend counts from its Observe call: the clock is read and
+	// the time since the receipt subtracted.
 	var now int64
 	var elapsed time.Duration
-	if l.restyTime && !received.IsZero() {
+	if l.restyTime && l.ownMemory != nil && !received.IsZero() {
 		now = int64(received.Sub(l.base))
 	} else {
 		now = l.now()
@@ -721,7 +723,7 @@ func (l *Limiter) block(key string, now int64, d time.Duration) {
 // observe stores an update. The caller's context may end before it is
 // stored; it is still worth storing, so it gets a context of its own.
 func (l *Limiter) observe(key string, u srl.Update, now int64) error {
-	if l.ownMemory != nil { // on the limiter's clock: it is read once for both
+	if l.ownMemory != nil { // on the limiter's clock: u counts from now, not from the call
 		return l.ownMemory.ObserveAt(context.Background(), key, u, l.base.Add(time.Duration(now)))
 	}
 	if l.inProcess {

@@ -364,12 +364,15 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 	return b.observe(ctx, key, u, time.Time{})
 }
 
-// ObserveAt is [Backend.Observe] at a time the caller has just read from
-// the backend's clock (the clock given by [WithClock]), sparing the
-// backend a read of its own: for callers that read the clock anyway on
-// the same path, as the middleware does. A time earlier than the key's
-// last use counts as that, so the key's time line never runs backwards;
-// a zero time reads the clock.
+// ObserveAt is [Backend.Observe] with u's durations (each quota's ResetIn,
+// BlockFor, SentAgo) counted from at instead of from the call: for
+// callers that already hold a reading of the backend's clock (the clock
+// given by [WithClock]) from when the response arrived, as the middleware
+// does, it spares a read of the clock. at must not be later than that
+// clock's present; it is not checked. When the key was used after at, the
+// update is applied at that last use, its durations shortened by the
+// difference, so the key's time line never runs backwards and every time
+// u gives stays where at put it. A zero at reads the clock.
 func (b *Backend) ObserveAt(ctx context.Context, key string, u srl.Update, at time.Time) error {
 	return b.observe(ctx, key, u, at)
 }
@@ -385,11 +388,15 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	st := sh.entry(key)
-	var now int64
+	var now, shift int64 // shift: how far past at the update is applied
 	if at.IsZero() {
 		now = b.now()
 	} else {
-		now = max(int64(at.Sub(b.base))+1, st.lastUsed, 1)
+		now = max(int64(at.Sub(b.base))+1, 1)
+		if st.lastUsed > now {
+			shift = st.lastUsed - now
+			now = st.lastUsed
+		}
 	}
 	st.lastUsed = now
 	var since float64
@@ -400,7 +407,7 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 	if u.SentAgo > 0 {
 		// A request sent before the time line began is dated at its
 		// first instant (1; 0 would mean unknown).
-		sentAt = max(now-int64(u.SentAgo), 1)
+		sentAt = max(now-shift-int64(u.SentAgo), 1)
 	}
 	// Whether the defaults are in force is decided once for the whole
 	// update: every limit it teaches may take over a default's window.
@@ -409,6 +416,11 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		q := &u.Quotas[i]
 		if q.Limit.Validate() != nil {
 			continue
+		}
+		if shift > 0 && q.HasReset {
+			shifted := *q // u's storage is the caller's: not written
+			shifted.ResetIn = max(q.ResetIn-time.Duration(shift), 0)
+			q = &shifted
 		}
 		var ls *limitState
 		if st.x != nil {
@@ -434,8 +446,8 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		}
 		ls.w.Reconcile(ls.Limit.Limit, ls.Span(), now, q, g, sentAt)
 	}
-	if u.BlockFor > 0 {
-		until := now + int64(u.BlockFor)
+	if u.BlockFor > 0 && int64(u.BlockFor) > shift {
+		until := now - shift + int64(u.BlockFor)
 		if st.x == nil {
 			st.x = &learned{}
 		}

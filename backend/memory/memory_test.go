@@ -732,12 +732,38 @@ func TestObserveAt(t *testing.T) {
 	require.NoError(t, b.ObserveAt(bg, "c", u(7), time.Time{}))
 	assert.Equal(t, fc.Now(), status(t, b, "c").LastUsed)
 
-	// Dated before the key's last use (an Acquire at t0+40s): at t0+40s.
+	// Dated before the key's last use (an Acquire at t0+40s): applied at
+	// that use, with every time the update gives where at put it.
 	acquire(t, b, "d", 0)
 	require.NoError(t, b.ObserveAt(bg, "d", u(3), t0.Add(time.Second)))
 	sd := status(t, b, "d")
-	assert.Equal(t, fc.Now(), sd.LastUsed)
-	assert.Equal(t, fc.Now().Add(time.Minute), sd.Limits[0].ResetAt)
+	assert.Equal(t, fc.Now(), sd.LastUsed, "the time line does not run back")
+	assert.Equal(t, t0.Add(time.Second+time.Minute), sd.Limits[0].ResetAt, "reset a minute after at")
+	assert.Equal(t, 3.0, sd.Limits[0].Remaining)
+	blocked := u(3)
+	blocked.BlockFor = 50 * time.Second
+	require.NoError(t, b.ObserveAt(bg, "d", blocked, t0.Add(time.Second)))
+	assert.Equal(t, t0.Add(51*time.Second), status(t, b, "d").BlockedUntil, "blocked 50s after at")
+	blocked.BlockFor = 30 * time.Second // over at t0+31s, before the key's last use
+	require.NoError(t, b.ObserveAt(bg, "e", u(3), fc.Now()))
+	acquire(t, b, "e", 0)
+	require.NoError(t, b.ObserveAt(bg, "e", blocked, t0.Add(time.Second)))
+	assert.True(t, status(t, b, "e").BlockedUntil.IsZero(), "a block over before the key's last use blocks nothing")
+	// SentAgo counts from at too. Learned at t0+2m: the window is
+	// [t0+2m, t0+3m). At t0+3m20s the key is used (a new window from
+	// t0+3m); then a report dated t0+3m05s of a request sent 10s before
+	// (in the old window) lowers nothing. Counted from the last use, it
+	// would seem sent at t0+3m10s and lower the count to 0.
+	fc.Set(t0.Add(2 * time.Minute))
+	require.NoError(t, b.Observe(bg, "f", u(10)))
+	fc.Set(t0.Add(3*time.Minute + 20*time.Second))
+	acquire(t, b, "f", 0)
+	stale := u(0)
+	stale.SentAgo = 10 * time.Second
+	stale.Quotas[0].ResetIn = 55 * time.Second
+	require.NoError(t, b.ObserveAt(bg, "f", stale, t0.Add(3*time.Minute+5*time.Second)))
+	sf := status(t, b, "f")
+	assert.Equal(t, 9.0, sf.Limits[0].Remaining, "a report sent in the previous window")
 
 	require.NoError(t, b.Close())
 	assert.ErrorIs(t, b.ObserveAt(bg, "a", u(1), fc.Now()), srl.ErrClosed)
