@@ -162,3 +162,30 @@ func TestTicketResetZeroesAllButBuffers(t *testing.T) {
 	assert.Equal(t, 3, cap(tk.buf.quotas), "the buffers stay")
 	assert.Equal(t, 2, cap(tk.buf.obs.Quotas), "the buffers stay")
 }
+
+// close hands the ticket back zeroed but for its buffers, from a slot or
+// from the spill map alike: the next request to get it from the pool
+// starts clean (a stale probe flag would open another probe's gate).
+func TestClosedTicketsAreZero(t *testing.T) {
+	var tt ticketTable
+	c := resty.New()
+	const n = ticketShards*ticketSlots + 100 // some spill
+	reqs := make([]*resty.Request, n)
+	tks := make([]*ticket, n)
+	for i := range reqs {
+		reqs[i] = c.R()
+		tks[i] = tt.open(reqs[i])
+		*tks[i] = ticket{key: "k", host: "h", seq: 1, sent: 2, probe: true, known: true, observed: true, buf: tks[i].buf}
+	}
+	spilled := 0
+	for i := range tt {
+		spilled += len(tt[i].spill)
+	}
+	require.Positive(t, spilled)
+	for i, r := range reqs {
+		tt.close(r, tks[i])
+		buf := tks[i].buf
+		assert.Equal(t, ticket{buf: buf}, *tks[i], "ticket %d after close", i)
+	}
+	assert.Zero(t, tt.count())
+}
