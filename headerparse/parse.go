@@ -529,7 +529,7 @@ func serverDate(raw string, received time.Time) (time.Time, bool) {
 	}
 	t, ok := httpDate(raw)
 	if ok && (m == nil || t.After(m.t)) && t.Before(received.Add(24*time.Hour)) {
-		lastDate.Store(&dateMemo{raw: strings.Clone(raw), t: t})
+		lastDate.CompareAndSwap(m, &dateMemo{raw: strings.Clone(raw), t: t})
 	}
 	return t, ok
 }
