@@ -372,7 +372,9 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 // clock's present; it is not checked. When the key was used after at, the
 // update is applied at that last use, its durations shortened by the
 // difference, so the key's time line never runs backwards and every time
-// u gives stays where at put it. A zero at reads the clock.
+// u gives stays where at put it; a quota whose window ended in between is
+// taken as followed by windows of its length, and its remaining count,
+// which was the old window's, is dropped. A zero at reads the clock.
 func (b *Backend) ObserveAt(ctx context.Context, key string, u srl.Update, at time.Time) error {
 	return b.observe(ctx, key, u, at)
 }
@@ -418,9 +420,7 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 			continue
 		}
 		if shift > 0 && q.HasReset {
-			shifted := *q // u's storage is the caller's: not written
-			shifted.ResetIn = max(q.ResetIn-time.Duration(shift), 0)
-			q = &shifted
+			q = shiftReset(q, time.Duration(shift))
 		}
 		var ls *limitState
 		if st.x != nil {
@@ -468,6 +468,22 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		}
 	}
 	return nil
+}
+
+// shiftReset returns a copy of q (the caller's storage is not written)
+// with its reset counted from shift later. A window that ended before then
+// has been followed by others of its length: the reset is the end of the
+// one in progress, and what remained of the old one says nothing of it.
+func shiftReset(q *srl.QuotaUpdate, shift time.Duration) *srl.QuotaUpdate {
+	s := *q
+	if over := shift - q.ResetIn; over <= 0 {
+		s.ResetIn = -over
+	} else {
+		w := q.Limit.Window // positive: q was validated
+		s.ResetIn = w - over%w
+		s.HasRemaining, s.Remaining = false, 0
+	}
+	return &s
 }
 
 // inherit returns the window a newly learned limit starts with. While the

@@ -765,6 +765,45 @@ func TestObserveAt(t *testing.T) {
 	sf := status(t, b, "f")
 	assert.Equal(t, 9.0, sf.Limits[0].Remaining, "a report sent in the previous window")
 
+	// A block over before the key's last use restarts no window: what
+	// was counted up to that use stays. Key "g" learns 5 left at
+	// t0+3m20s, takes one at t0+3m21s, is told 4 left at t0+3m40s; a
+	// block dated t0+3m25s for 5s (over at t0+3m30s) leaves 4.
+	fc.Set(t0.Add(3*time.Minute + 20*time.Second))
+	require.NoError(t, b.Observe(bg, "g", u(5)))
+	fc.Set(t0.Add(3*time.Minute + 21*time.Second))
+	acquire(t, b, "g", 0)
+	fc.Set(t0.Add(3*time.Minute + 40*time.Second))
+	fourLeft := u(4)
+	fourLeft.Quotas[0].ResetIn = 40 * time.Second
+	require.NoError(t, b.Observe(bg, "g", fourLeft))
+	require.Equal(t, 4.0, status(t, b, "g").Limits[0].Remaining)
+	require.NoError(t, b.ObserveAt(bg, "g", srl.Update{BlockFor: 5 * time.Second}, t0.Add(3*time.Minute+25*time.Second)))
+	sg := status(t, b, "g")
+	assert.Equal(t, 4.0, sg.Limits[0].Remaining, "a block over before the last use")
+	assert.True(t, sg.BlockedUntil.IsZero())
+
 	require.NoError(t, b.Close())
 	assert.ErrorIs(t, b.ObserveAt(bg, "a", u(1), fc.Now()), srl.ErrClosed)
+}
+
+// TestObserveAtRollsAPassedWindowForward: an update dated before the key's
+// last use whose window ended in between counts as a report of the window
+// in progress, of the same length, with nothing known of its count; the
+// phase the server gave stays.
+func TestObserveAtRollsAPassedWindowForward(t *testing.T) {
+	b, fc := newFake(t)
+	perSecond := srl.Limit{Name: "s", Limit: 10, Window: time.Second}
+	fc.Set(t0.Add(time.Second))
+	acquire(t, b, "k", 0) // the key's last use: t0+1s
+	// Dated t0+100ms: the server's window ends at t0+300ms with nothing
+	// left; the windows after it end at t0+1.3s, t0+2.3s...
+	u := srl.Update{Quotas: []srl.QuotaUpdate{{Limit: perSecond, Remaining: 0, HasRemaining: true, ResetIn: 200 * time.Millisecond, HasReset: true}}}
+	require.NoError(t, b.ObserveAt(bg, "k", u, t0.Add(100*time.Millisecond)))
+	st := status(t, b, "k")
+	require.Len(t, st.Limits, 1)
+	assert.WithinDuration(t, t0.Add(1300*time.Millisecond), st.Limits[0].ResetAt, time.Duration(srl.Tolerance(int64(time.Second))))
+	assert.Equal(t, 10.0, st.Limits[0].Remaining, "the old window's count is not the current one's")
+	assert.Equal(t, 200*time.Millisecond, u.Quotas[0].ResetIn, "the caller's update is not written")
+	assert.True(t, u.Quotas[0].HasRemaining, "the caller's update is not written")
 }
