@@ -252,28 +252,40 @@ func slowBodyServer(t *testing.T, body time.Duration) *httptest.Server {
 	return srv
 }
 
-// A Retry-After counts from the response, not from the hook: with a
-// backend of the caller's (which counts from its Observe call), a 1s
-// Retry-After whose body took 1.2s to save is over when it is learned, and
-// the next request does not wait.
+// A Retry-After counts from the response, not from the hook: a 1s
+// Retry-After whose body took 1.2s to save is over when it is learned, so
+// the next request does not wait, and OnThrottled (whose blockFor counts
+// from its call) reports next to nothing left. Both with the limiter's own
+// backend (which takes the update dated at the receipt) and with a
+// caller's backend (which counts from its Observe call).
 func TestRetryAfterCountsFromTheResponse(t *testing.T) {
-	srv := slowBodyServer(t, 1200*time.Millisecond)
-	mem, err := memory.New()
-	require.NoError(t, err)
-	t.Cleanup(func() { mem.Close() })
-	var throttled atomic.Int64
-	c, _ := newClient(t, middleware.WithBackend(mem), middleware.WithHooks(middleware.Hooks{
-		OnThrottled: func(string, int, time.Duration) { throttled.Add(1) },
-	}))
-	resp, err := c.R().SetOutput(t.TempDir() + "/body").Get(srv.URL + "/429")
-	require.NoError(t, err)
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode())
-	require.Equal(t, int64(1), throttled.Load(), "the 429 was learned")
-	start := time.Now()
-	resp, err = c.R().Get(srv.URL + "/429")
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, resp.StatusCode())
-	assert.Less(t, time.Since(start), 500*time.Millisecond, "waited for a block that was over")
+	for _, own := range []bool{true, false} {
+		t.Run(map[bool]string{true: "own backend", false: "caller's backend"}[own], func(t *testing.T) {
+			srv := slowBodyServer(t, 1200*time.Millisecond)
+			var blockFor atomic.Int64
+			blockFor.Store(-1)
+			opts := []middleware.Option{middleware.WithHooks(middleware.Hooks{
+				OnThrottled: func(_ string, _ int, d time.Duration) { blockFor.Store(int64(d)) },
+			})}
+			if !own {
+				mem, err := memory.New()
+				require.NoError(t, err)
+				t.Cleanup(func() { mem.Close() })
+				opts = append(opts, middleware.WithBackend(mem))
+			}
+			c, _ := newClient(t, opts...)
+			resp, err := c.R().SetOutput(t.TempDir() + "/body").Get(srv.URL + "/429")
+			require.NoError(t, err)
+			require.Equal(t, http.StatusTooManyRequests, resp.StatusCode())
+			require.GreaterOrEqual(t, blockFor.Load(), int64(0), "the 429 was learned")
+			assert.Less(t, time.Duration(blockFor.Load()), 100*time.Millisecond, "OnThrottled's blockFor counts from its call")
+			start := time.Now()
+			resp, err = c.R().Get(srv.URL + "/429")
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, resp.StatusCode())
+			assert.Less(t, time.Since(start), 500*time.Millisecond, "waited for a block that was over")
+		})
+	}
 }
 
 // With the limiter's own backend, a request on the key while an earlier
@@ -285,14 +297,18 @@ func TestResetStaysWithTheResponseWhenTheKeyWasUsedMeanwhile(t *testing.T) {
 	_, err := c.R().Get(srv.URL + "/warm")
 	require.NoError(t, err)
 	done := make(chan error, 1)
+	var usedAt atomic.Int64
 	go func() {
 		time.Sleep(300 * time.Millisecond)
 		_, err := c.R().Get(srv.URL + "/warm")
+		usedAt.Store(time.Now().UnixNano())
 		done <- err
 	}()
 	resp, err := c.R().SetOutput(t.TempDir() + "/body").Get(srv.URL + "/exhausted")
+	learnedBy := time.Now().UnixNano()
 	require.NoError(t, err)
 	require.NoError(t, <-done)
+	require.Less(t, usedAt.Load(), learnedBy, "the key was used while the body was saved (else this tests nothing)")
 	st, err := l.Status(context.Background(), keyOf(t, srv.URL))
 	require.NoError(t, err)
 	b, ok := st.Binding()

@@ -672,11 +672,14 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 	// the time since the receipt subtracted.
 	var now int64
 	var elapsed time.Duration
-	if l.restyTime && l.ownMemory != nil && !received.IsZero() {
+	dated := l.restyTime && l.ownMemory != nil && !received.IsZero()
+	if dated {
 		now = int64(received.Sub(l.base))
 	} else {
 		now = l.now()
-		elapsed = l.base.Add(time.Duration(now)).Sub(received)
+		if !received.IsZero() {
+			elapsed = l.base.Add(time.Duration(now)).Sub(received)
+		}
 	}
 	u := l.update(obs, elapsed, t.buf.quotas[:0])
 	t.buf.quotas = u.Quotas[:0]
@@ -685,10 +688,16 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 	if len(u.Quotas) == 0 && u.BlockFor <= 0 {
 		return
 	}
+	// The hooks' durations count from their call: an update dated at the
+	// receipt is that much older (the clock is read for them only).
+	var late time.Duration
+	if dated && (l.cfg.hooks.OnThrottled != nil || l.cfg.hooks.OnLearn != nil) {
+		late = time.Duration(max(l.now()-now, 0))
+	}
 	if u.BlockFor > 0 {
 		l.block(t.key, now, u.BlockFor)
 		if l.cfg.hooks.OnThrottled != nil {
-			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, u.BlockFor)
+			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, max(u.BlockFor-late, 0))
 		}
 	}
 	if err := l.observe(t.key, u, now); err != nil {
@@ -696,7 +705,13 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 		return
 	}
 	if len(u.Quotas) > 0 && l.cfg.hooks.OnLearn != nil {
-		l.cfg.hooks.OnLearn(t.key, slices.Clone(u.Quotas)) // u.Quotas is reused
+		qs := slices.Clone(u.Quotas) // u.Quotas is reused
+		for i := range qs {
+			if qs[i].HasReset {
+				qs[i].ResetIn = max(qs[i].ResetIn-late, 0)
+			}
+		}
+		l.cfg.hooks.OnLearn(t.key, qs)
 	}
 }
 

@@ -367,10 +367,12 @@ type Hooks struct {
 	// wait, deadline or cancellation).
 	OnRefuse func(err *srl.LimitError)
 	// OnThrottled runs when a server answered with a rate-limit status
-	// (429; 503 or 403 with a retry hint); blockFor is how long the key is
-	// blocked for every caller.
+	// (429; 503 or 403 with a retry hint); blockFor is how long from the
+	// call the key is blocked for every caller (0 when the block was over
+	// by the time the response was learned, e.g. after a slow body).
 	OnThrottled func(key string, status int, blockFor time.Duration)
-	// OnLearn runs when a response announced limits.
+	// OnLearn runs when a response announced limits; each quota's ResetIn
+	// counts from the call.
 	OnLearn func(key string, quotas []srl.QuotaUpdate)
 }
 

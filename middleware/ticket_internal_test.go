@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/go-resty/resty/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend/memory"
 )
 
 func (l *Limiter) ticketCount() int { return l.tickets.count() }
@@ -188,4 +190,34 @@ func TestClosedTicketsAreZero(t *testing.T) {
 		assert.Equal(t, ticket{buf: buf}, *tks[i], "ticket %d after close", i)
 	}
 	assert.Zero(t, tt.count())
+}
+
+// A response without resty's receive stamp (a hand-made Response) counts
+// as received now: its Retry-After blocks for all it says, with any
+// backend and clock.
+func TestUnstampedResponseCountsFromNow(t *testing.T) {
+	for _, own := range []bool{true, false} {
+		var opts []Option
+		if !own {
+			mem, err := memory.New()
+			require.NoError(t, err)
+			t.Cleanup(func() { mem.Close() })
+			opts = append(opts, WithBackend(mem))
+		}
+		var blockFor time.Duration
+		opts = append(opts, WithHooks(Hooks{OnThrottled: func(_ string, _ int, d time.Duration) { blockFor = d }}))
+		l, err := New(opts...)
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		r := resty.New().R()
+		tk := l.tickets.open(r)
+		tk.key = "https://api.example.com:443"
+		raw := &http.Response{StatusCode: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"30"}}}
+		l.learnTicket(tk, &resty.Response{Request: r, RawResponse: raw})
+		assert.InDelta(t, float64(30*time.Second), float64(blockFor), float64(time.Second), "own backend: %v", own)
+		st, err := l.Status(t.Context(), tk.key)
+		require.NoError(t, err)
+		assert.WithinDuration(t, time.Now().Add(30*time.Second), st.BlockedUntil, time.Second, "own backend: %v", own)
+		l.tickets.close(r, tk)
+	}
 }
