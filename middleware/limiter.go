@@ -23,17 +23,29 @@ import (
 // is safe for concurrent use. Create it with [New], attach it with
 // [Limiter.Attach], and Close it when done.
 type Limiter struct {
-	cfg        config
-	backend    srl.Backend
-	ownBackend bool
-	inProcess  bool            // the backend never blocks on I/O (memory)
-	ownMemory  *memory.Backend // the backend when New made it, on the limiter's clock
+	// What every request reads comes first, in as few cache lines as can
+	// be: between two round trips the network stack evicts the limiter,
+	// and each line it touches is a miss.
+	inMu      sync.RWMutex // held (read) by requests in the limiter; Close takes it to wait them out
+	closed    atomic.Bool
+	inProcess bool // the backend never blocks on I/O (memory)
 	// restyTime: the clock is the real one, so resty's own stamp of when
 	// an attempt was sent (Request.Time, read from the same monotonic
 	// clock) dates the attempt, and the hook need not read the clock.
-	restyTime  bool
+	restyTime bool
+	// needURL: some option reads a request's URL beyond its key (scopes,
+	// host limits or profiles), so a cached key's URL parts are copied.
+	needURL    bool
+	hot        atomic.Pointer[hostEntry] // the entry used last: most clients call one host
+	blockMax   atomic.Int64              // the latest end of any block in blocks (below)
+	base       time.Time
+	ownMemory  *memory.Backend // the backend when New made it, on the limiter's clock
+	backend    srl.Backend
 	parser     headerparse.Parser
 	hostParser map[string]*headerparse.Parser
+	cfg        config // its per-request fields first too
+
+	ownBackend bool
 
 	// overridden remembers the keys whose host limits were set in the
 	// backend; only hosts configured with WithHostLimits are tracked.
@@ -47,25 +59,19 @@ type Limiter struct {
 	// keys caches the key of each URL authority seen (bounded).
 	keys  sync.Map // authority prefix -> *hostEntry
 	keysN atomic.Int64
-	hot   atomic.Pointer[hostEntry] // the entry used last: most clients call one host
-
-	// blockMax is the latest end of any block in blocks: once it has
-	// passed, no key is blocked and a request need not look.
-	blockMax atomic.Int64
-
-	// tickets holds the ticket of each request between its before hook
-	// and the end of its Execute (every attempt included).
-	tickets ticketTable
 
 	mu      sync.Mutex
 	gates   map[string]chan struct{} // keys whose first response is awaited
 	waiting map[string]int           // callers sleeping per key
-	blocks  map[string]int64         // key -> blocked until (clock ns since base), learned in this process
-	base    time.Time
-
-	closed  atomic.Bool
+	// blocks holds key -> blocked until (clock ns since base), learned in
+	// this process; blockMax above is the latest of them: once it has
+	// passed, no key is blocked and a request need not look.
+	blocks  map[string]int64
 	closing chan struct{}
-	inMu    sync.RWMutex // held (read) by requests in the limiter; Close takes it to wait them out
+
+	// tickets holds the ticket of each request between its before hook
+	// and the end of its Execute (every attempt included).
+	tickets ticketTable
 }
 
 // New returns a limiter configured by opts. Without [WithBackend] it owns
@@ -87,6 +93,7 @@ func New(opts ...Option) (*Limiter, error) {
 		base:    cfg.clock.Now(),
 	}
 	l.restyTime = cfg.clock == clock.Real
+	l.needURL = len(cfg.scopes) > 0 || cfg.hostLimits != nil || len(cfg.hostMappings) > 0
 	if len(cfg.hostMappings) > 0 {
 		l.hostParser = map[string]*headerparse.Parser{}
 		for h, m := range cfg.hostMappings {
@@ -149,8 +156,8 @@ func WithRequestCost(ctx context.Context, costs ...srl.Cost) context.Context {
 type hostEntry struct {
 	prefix string
 	key    string
-	u      URL
 	known  atomic.Bool // key is in l.known; once set it stays (a key known once is not held back again)
+	u      URL         // last: read only when l.needURL
 }
 
 // maxBlocks bounds the blocks this process remembers for waking sleepers
@@ -186,7 +193,11 @@ func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, *host
 			}
 		}
 		if e != nil {
-			u := e.u
+			var u URL
+			if !l.needURL {
+				return e.key, u, e, nil
+			}
+			u = e.u
 			if len(l.cfg.scopes) > 0 {
 				full, err := resolve(c, r)
 				if err != nil {

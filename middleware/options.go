@@ -18,21 +18,23 @@ import (
 type Option func(*config) error
 
 type config struct {
+	// Read by every request: kept together.
+	defaults   []srl.Limit
+	maxWait    time.Duration
+	failFast   bool
+	scopes     []scope
+	keyFunc    KeyFunc
+	partition  func(c *resty.Client, r *resty.Request) string
+	costFunc   CostFunc
+	hostLimits map[string][]srl.Limit
+	hooks      Hooks
+
 	backend         srl.Backend
 	partitionSecret []byte
-	defaults        []srl.Limit
-	hostLimits      map[string][]srl.Limit
 	mapping         *headerparse.Mapping
 	hostMappings    map[string]*headerparse.Mapping
-	failFast        bool
-	maxWait         time.Duration
-	keyFunc         KeyFunc
-	scopes          []scope
-	partition       func(c *resty.Client, r *resty.Request) string
-	costFunc        CostFunc
 	clock           clock.Clock
 	logger          *slog.Logger
-	hooks           Hooks
 	defaultBlock    time.Duration
 	observeTimeout  time.Duration
 }
