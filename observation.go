@@ -103,7 +103,9 @@ type Observation struct {
 	Status int
 	// Received is when the response was received (the parser's time argument).
 	Received time.Time
-	// Quotas lists every quota found, in header order.
+	// Quotas lists every quota found, family by family, each in the order
+	// its headers list them (headers whose names carry a suffix in the
+	// order of their names): the same headers always give the same list.
 	Quotas []Quota
 	// RetryAfter is how long the server asked the client to wait, from
 	// Retry-After, retry-after-ms, X-Retry-In and vendor equivalents.

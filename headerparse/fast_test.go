@@ -1,6 +1,7 @@
 package headerparse
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"testing"
@@ -154,4 +155,41 @@ func TestServerDateMemo(t *testing.T) {
 	// it to that value's own time.
 	lastDate.Store(&dateMemo{raw: d2, t: parse(d2)})
 	assert.True(t, parse(d2).Equal(time.Date(2026, 11, 27, 12, 0, 1, 0, time.UTC)))
+}
+
+// The header map's order is random; Parse's result is not: the same
+// headers give the same quotas in the same order, also when there are more
+// suffixed or non-canonical names than the scan keeps.
+func TestParseIsDeterministic(t *testing.T) {
+	azure := http.Header{}
+	for i := range maxDyn + 8 {
+		azure.Set(fmt.Sprintf("X-Ms-Ratelimit-Remaining-Subscription-%02d", i), fmt.Sprint(i))
+	}
+	kong := http.Header{
+		"X-Ratelimit-Limit-Minute":     {"60"},
+		"X-Ratelimit-Remaining-Minute": {"59"},
+		"X-Ratelimit-Limit-Second":     {"5"},
+		"X-Ratelimit-Remaining-Second": {"4"},
+		"X-Ratelimit-Limit-Hour":       {"1000"},
+		"X-Ratelimit-Remaining-Hour":   {"990"},
+	}
+	odd := http.Header{}
+	for i := range maxOdd + 4 {
+		// Non-canonical spellings of one header, set by direct assignment.
+		name := []byte("x-ratelimit-remaining")
+		for j := range name {
+			if i>>(j%5)&1 == 1 && name[j] >= 'a' && name[j] <= 'z' {
+				name[j] -= 'a' - 'A'
+			}
+		}
+		odd[string(name)] = []string{fmt.Sprint(i)}
+	}
+	odd["x-ratelimit-limit"] = []string{"100"}
+	for name, h := range map[string]http.Header{"azure": azure, "kong": kong, "odd": odd} {
+		first := Parse(200, h, t0)
+		require.NotEmpty(t, first.Quotas, name)
+		for range 50 {
+			require.Equal(t, first, Parse(200, h, t0), name)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -207,12 +208,20 @@ func (c *ctx) scan() {
 		} else {
 			c.overflow = true
 		}
-		if dyn && len(c.dyn) < maxDyn {
-			c.dyn = append(c.dyn, k)
+		if dyn {
+			c.dyn = keepFirst(c.dyn, k, maxDyn)
 		}
-		if !exact && !isCanonical(k) && len(c.odd) < maxOdd {
-			c.odd = append(c.odd, k)
+		if !exact && !isCanonical(k) {
+			c.odd = keepFirst(c.odd, k, maxOdd)
 		}
+	}
+	// The map's order is random: names are taken in their own order, so
+	// that the quotas come out the same for the same headers.
+	if len(c.dyn) > 1 {
+		slices.Sort(c.dyn)
+	}
+	if len(c.odd) > 1 {
+		slices.Sort(c.odd)
 	}
 }
 
@@ -310,6 +319,25 @@ const (
 	idRateLimitPolicy
 	idRetryAfter
 )
+
+// keepFirst adds k to list, which holds at most max names: when it is
+// full, the names kept are the first in lexical order, whatever order the
+// map gives them in.
+func keepFirst(list []string, k string, max int) []string {
+	if len(list) < max {
+		return append(list, k)
+	}
+	last := 0
+	for i := range list {
+		if list[i] > list[last] {
+			last = i
+		}
+	}
+	if k < list[last] {
+		list[last] = k
+	}
+	return list
+}
 
 // classifyExact is classify for the canonical names most responses carry,
 // matched whole; it returns the name's family and id (idNone for a name
