@@ -86,8 +86,9 @@
 //
 // Quotas are listed in a fixed order: the Mapping's first, then the
 // families in the order of the table above (map order of http.Header is
-// random, so header order cannot be kept; names with a meaningful suffix
-// are sorted).
+// random, so header order cannot be kept; names with a meaningful suffix,
+// and names in non-canonical form, are taken in name order, so the same
+// headers always give the same quotas in the same order).
 //
 // # Speed
 //
