@@ -625,8 +625,13 @@ func TestEvictIdleKeepsOverrides(t *testing.T) {
 	require.NoError(t, b.SetLimits(ctx, "override", []srl.Limit{srl.PerSecond(1)}))
 	_, err = b.Acquire(ctx, srl.AcquireRequest{Key: "plain", Defaults: []srl.Limit{srl.PerSecond(1)}})
 	require.NoError(t, err)
+	// The janitor (every 30s of the fake clock) evicts, not the test: it
+	// is let run once, between two of its sleeps, so the two cannot race.
+	require.True(t, clk.WaitForTimers(1, 5*time.Second), "the janitor is asleep")
 	clk.Advance(2 * time.Minute)
-	assert.Equal(t, 1, b.EvictIdle())
+	require.True(t, clk.WaitForTimers(1, 5*time.Second), "the janitor went back to sleep")
+	assert.Equal(t, 1, b.Len(), "the idle key was evicted")
+	assert.Equal(t, 0, b.EvictIdle(), "nothing else is idle")
 	keys, err := b.Keys(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"override"}, keys, "override limits are kept until SetLimits(nil) or Clear")
@@ -648,8 +653,13 @@ func TestEvictIdleKeepsWindowsThatAreNotOver(t *testing.T) {
 	r, err := b.Acquire(ctx, srl.AcquireRequest{Key: "exhausted"})
 	require.NoError(t, err)
 	assert.False(t, r.OK, "still exhausted")
+	// The janitor (every 5 minutes of the fake clock) may evict it first:
+	// it is let run between two of its sleeps, then the test looks.
+	require.True(t, clk.WaitForTimers(1, 5*time.Second), "the janitor is asleep")
 	clk.Advance(50 * time.Minute)
-	assert.Equal(t, 1, b.EvictIdle(), "idle and every window over")
+	require.True(t, clk.WaitForTimers(1, 5*time.Second), "the janitor went back to sleep")
+	b.EvictIdle()
+	assert.Zero(t, b.Len(), "idle and every window over")
 }
 
 // Two limiters with different defaults on one backend keep limiting: the
