@@ -79,27 +79,24 @@ func number(s string) (float64, bool) {
 
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
-// hasListSyntax reports whether s has a ',' or ';': more than a bare
-// number.
-func hasListSyntax(s string) bool {
+// listEnd returns the index of the first ',' or ';' of s (where a list
+// member or its parameters begin), or len(s).
+func listEnd(s string) int {
 	for i := 0; i < len(s); i++ {
 		if s[i] == ',' || s[i] == ';' {
-			return true
+			return i
 		}
 	}
-	return false
+	return len(s)
 }
+
+// hasListSyntax reports whether s has a ',' or ';': more than a bare
+// number.
+func hasListSyntax(s string) bool { return listEnd(s) < len(s) }
 
 // leadNumber parses the number before the first ',' or ';' of s, so that
 // "100;w=60" and "10, 10;w=1" give 100 and 10.
-func leadNumber(s string) (float64, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' || s[i] == ';' {
-			return number(s[:i])
-		}
-	}
-	return number(s)
-}
+func leadNumber(s string) (float64, bool) { return number(s[:listEnd(s)]) }
 
 // optLimit returns v as a known limit when it is positive and finite.
 func optLimit(v float64, ok bool) srl.Opt[float64] {

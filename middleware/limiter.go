@@ -33,8 +33,10 @@ type Limiter struct {
 	// an attempt was sent (Request.Time, read from the same monotonic
 	// clock) dates the attempt, and the hook need not read the clock.
 	restyTime bool
-	// needURL: some option reads a request's URL beyond its key (scopes,
-	// host limits or profiles), so a cached key's URL parts are copied.
+	// needHost: host limits or profiles read a request's host:port.
+	// needURL: some option reads a request's URL beyond its key (those, or
+	// scopes), so a cached key's URL parts are copied.
+	needHost   bool
 	needURL    bool
 	hot        atomic.Pointer[hostEntry] // the entry used last: most clients call one host
 	blockMax   atomic.Int64              // the latest end of any block in blocks (below)
@@ -93,7 +95,8 @@ func New(opts ...Option) (*Limiter, error) {
 		base:    cfg.clock.Now(),
 	}
 	l.restyTime = cfg.clock == clock.Real
-	l.needURL = len(cfg.scopes) > 0 || cfg.hostLimits != nil || len(cfg.hostMappings) > 0
+	l.needHost = cfg.hostLimits != nil || len(cfg.hostMappings) > 0
+	l.needURL = l.needHost || len(cfg.scopes) > 0
 	if len(cfg.hostMappings) > 0 {
 		l.hostParser = map[string]*headerparse.Parser{}
 		for h, m := range cfg.hostMappings {
@@ -301,7 +304,7 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 		costs = l.cfg.costFunc(r)
 	}
 	host := ""
-	if l.cfg.hostLimits != nil || l.hostParser != nil {
+	if l.needHost {
 		host = u.hostPort()
 	}
 	if err := l.ensureOverride(ctx, key, host); err != nil {
