@@ -160,6 +160,7 @@ type hostEntry struct {
 	prefix string
 	key    string
 	known  atomic.Bool // key is in l.known; once set it stays (a key known once is not held back again)
+	ref    memory.Ref  // where key's state is in l.ownMemory
 	u      URL         // last: read only when l.needURL
 }
 
@@ -319,6 +320,10 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 		t.key = key
 	}
 	t.host = host
+	t.ref = nil
+	if e != nil {
+		t.ref = &e.ref
+	}
 	if e != nil && e.known.Load() {
 		t.known = true
 	} else if _, ok := l.known.Load(key); ok {
@@ -331,7 +336,7 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 			return err
 		}
 	}
-	seq, err := l.wait(ctx, key, costs)
+	seq, err := l.wait(ctx, key, costs, t.ref)
 	if err != nil {
 		return err // the ticket's end (OnError) opens a probe's gate
 	}
@@ -438,7 +443,7 @@ func (l *Limiter) Wait(ctx context.Context, key string, costs ...srl.Cost) error
 	if l.closed.Load() {
 		return srl.ErrClosed
 	}
-	_, err := l.wait(ctx, key, costs)
+	_, err := l.wait(ctx, key, costs, nil)
 	return err
 }
 
@@ -447,7 +452,7 @@ func (l *Limiter) now() int64 { return int64(l.cfg.clock.Since(l.base)) }
 // wait acquires a slot and sleeps until it. After the sleep it checks
 // whether a response learned in this process blocked the key meanwhile,
 // and if so takes a new slot after the block.
-func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost) (uint64, error) {
+func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, ref *memory.Ref) (uint64, error) {
 	var waited time.Duration
 	for attempt := 0; ; attempt++ {
 		maxWait := l.cfg.maxWait
@@ -461,7 +466,14 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost) (uint6
 				maxWait, reason = max(left, 0), srl.ReasonDeadline
 			}
 		}
-		res, err := l.backend.Acquire(ctx, srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait})
+		req := srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait}
+		var res srl.Reservation
+		var err error
+		if l.ownMemory != nil {
+			res, err = l.ownMemory.AcquireRef(ctx, req, ref)
+		} else {
+			res, err = l.backend.Acquire(ctx, req)
+		}
 		if err != nil {
 			if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) ||
 				errors.Is(err, srl.ErrBackendUnavailable) || errors.Is(err, srl.ErrInvalidLimit) {
@@ -714,7 +726,7 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, max(u.BlockFor-late, 0))
 		}
 	}
-	if err := l.observe(t.key, u, now); err != nil {
+	if err := l.observe(t.key, u, now, t.ref); err != nil {
 		l.cfg.logger.Warn("smartratelimit: could not record response limits", "key", t.key, "error", err)
 		return
 	}
@@ -751,9 +763,9 @@ func (l *Limiter) block(key string, now int64, d time.Duration) {
 
 // observe stores an update. The caller's context may end before it is
 // stored; it is still worth storing, so it gets a context of its own.
-func (l *Limiter) observe(key string, u srl.Update, now int64) error {
+func (l *Limiter) observe(key string, u srl.Update, now int64, ref *memory.Ref) error {
 	if l.ownMemory != nil { // on the limiter's clock: u counts from now, not from the call
-		return l.ownMemory.ObserveAt(context.Background(), key, u, l.base.Add(time.Duration(now)))
+		return l.ownMemory.ObserveAtRef(context.Background(), key, u, l.base.Add(time.Duration(now)), ref)
 	}
 	if l.inProcess {
 		return l.backend.Observe(context.Background(), key, u)

@@ -817,3 +817,60 @@ func TestObserveAtRollsAPassedWindowForward(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, u.Quotas[0].ResetIn, "the caller's update is not written")
 	assert.True(t, u.Quotas[0].HasRemaining, "the caller's update is not written")
 }
+
+// A Ref follows its key through Clear, ClearAll and eviction: the call
+// after any of them works on the key's new state (what Status reports),
+// never on the state that was dropped.
+func TestRefFollowsTheKeyAfterItIsDropped(t *testing.T) {
+	b, fc := newFake(t, memory.WithIdleTTL(time.Minute))
+	const key = "https://ref.example:443"
+	lim := srl.PerMinute(10)
+	var ref memory.Ref
+	used := func() float64 {
+		t.Helper()
+		st := status(t, b, key)
+		require.Len(t, st.Limits, 1)
+		return st.Limits[0].Limit.Limit - st.Limits[0].Remaining
+	}
+	take := func() {
+		t.Helper()
+		r, err := b.AcquireRef(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{lim}}, &ref)
+		require.NoError(t, err)
+		require.True(t, r.OK)
+	}
+	learn := func(remaining float64) {
+		t.Helper()
+		u := srl.Update{Quotas: []srl.QuotaUpdate{{Limit: lim, Remaining: remaining, HasRemaining: true, ResetIn: 30 * time.Second, HasReset: true}}}
+		require.NoError(t, b.ObserveAtRef(bg, key, u, fc.Now(), &ref))
+	}
+
+	take()
+	take()
+	assert.Equal(t, 2.0, used())
+
+	require.NoError(t, b.Clear(bg, key))
+	take()
+	assert.Equal(t, 1.0, used(), "the Ref found the key's new state after Clear")
+	learn(5)
+	assert.Equal(t, 5.0, used(), "an update through the Ref reaches the new state")
+
+	require.NoError(t, b.ClearAll(bg))
+	learn(8)
+	assert.Equal(t, 2.0, used(), "after ClearAll")
+
+	// Idle past the TTL and every window over: evicted, then used again.
+	fc.Advance(3 * time.Minute)
+	require.Equal(t, 1, b.EvictIdle())
+	require.Zero(t, b.Len())
+	take()
+	assert.Equal(t, 1, b.Len())
+	assert.Equal(t, 1.0, used(), "after eviction")
+
+	// A Ref used with another backend looks the key up in that one.
+	b2, _ := newFake(t)
+	_, err := b2.AcquireRef(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{lim}}, &ref)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, used(), "the first backend's key is untouched")
+	st2 := status(t, b2, key)
+	assert.Equal(t, 9.0, st2.Limits[0].Remaining)
+}
