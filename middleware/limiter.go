@@ -305,11 +305,11 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 		costs = l.cfg.costFunc(r)
 	}
 	host := ""
-	if l.needHost {
+	if l.needHost { // host limits or profiles
 		host = u.hostPort()
-	}
-	if err := l.ensureOverride(ctx, key, host); err != nil {
-		return err
+		if err := l.ensureOverride(ctx, key, host); err != nil {
+			return err
+		}
 	}
 	t := l.tickets.open(r)
 	if t.key != key {
