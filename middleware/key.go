@@ -22,7 +22,7 @@ var ErrInvalidURL = errors.New("smartratelimit: invalid request URL")
 // it joins a relative URL with the client's base URL, so the limiter does
 // the same join. User info and query are dropped here and never kept.
 func resolve(c *resty.Client, r *resty.Request) (URL, error) {
-	raw := r.URL
+	raw := expandPathParams(c, r)
 	if !isAbs(raw) {
 		base := c.BaseURL
 		if base == "" {
@@ -41,6 +41,53 @@ func resolve(c *resty.Client, r *resty.Request) (URL, error) {
 		return URL{}, fmt.Errorf("%w: %q", ErrInvalidURL, redact(raw))
 	}
 	return fromURL(u)
+}
+
+// expandPathParams returns the request's URL with its path parameters
+// filled in as resty will fill them after the hooks ran: "{name}" takes
+// the request's path parameter (escaped), else the client's (escaped),
+// else the request's raw one, else the client's raw one; a name without a
+// value, and "{}", stay as they are.
+func expandPathParams(c *resty.Client, r *resty.Request) string {
+	raw := r.URL
+	if !strings.Contains(raw, "{") ||
+		len(r.PathParams)+len(c.PathParams)+len(r.RawPathParams)+len(c.RawPathParams) == 0 {
+		return raw
+	}
+	value := func(name string) (string, bool) {
+		if v, ok := r.PathParams[name]; ok {
+			return url.PathEscape(v), true
+		}
+		if v, ok := c.PathParams[name]; ok {
+			return url.PathEscape(v), true
+		}
+		if v, ok := r.RawPathParams[name]; ok {
+			return v, true
+		}
+		v, ok := c.RawPathParams[name]
+		return v, ok
+	}
+	var b strings.Builder
+	for {
+		open := strings.IndexByte(raw, '{')
+		if open < 0 {
+			break
+		}
+		end := strings.IndexByte(raw[open:], '}')
+		if end < 0 {
+			break
+		}
+		end += open
+		b.WriteString(raw[:open])
+		if v, ok := value(raw[open+1 : end]); ok && end > open+1 {
+			b.WriteString(v)
+		} else {
+			b.WriteString(raw[open : end+1])
+		}
+		raw = raw[end+1:]
+	}
+	b.WriteString(raw)
+	return b.String()
 }
 
 // isAbs reports whether raw starts with a scheme: "://" before any '/',
