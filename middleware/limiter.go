@@ -324,6 +324,7 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 	if e != nil {
 		t.ref = &e.ref
 	}
+	var gateWait time.Duration // waited for the key's first response
 	if e != nil && e.known.Load() {
 		t.known = true
 	} else if _, ok := l.known.Load(key); ok {
@@ -332,11 +333,11 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 			e.known.Store(true)
 		}
 	} else if !t.probe { // a retry of the probe does not wait for itself
-		if t.probe, err = l.awaitFirstContact(ctx, key); err != nil {
+		if t.probe, gateWait, err = l.awaitFirstContact(ctx, key); err != nil {
 			return err
 		}
 	}
-	seq, err := l.wait(ctx, key, costs, t.ref)
+	seq, err := l.wait(ctx, key, costs, t.ref, gateWait)
 	if err != nil {
 		return err // the ticket's end (OnError) opens a probe's gate
 	}
@@ -363,15 +364,15 @@ const maxKnown = 100_000
 // (at most firstContactWait, and never for fail-fast limiters) until that
 // response arrives: then they are paced by the limits the server announced
 // instead of reserving slots under the defaults first. It reports whether
-// the caller is the probe.
-func (l *Limiter) awaitFirstContact(ctx context.Context, key string) (bool, error) {
+// the caller is the probe, and how long it waited.
+func (l *Limiter) awaitFirstContact(ctx context.Context, key string) (bool, time.Duration, error) {
 	if _, ok := l.known.Load(key); ok || l.cfg.failFast {
-		return false, nil
+		return false, 0, nil
 	}
 	l.mu.Lock()
 	if _, ok := l.known.Load(key); ok {
 		l.mu.Unlock()
-		return false, nil
+		return false, 0, nil
 	}
 	g, waiting := l.gates[key]
 	if !waiting {
@@ -380,20 +381,34 @@ func (l *Limiter) awaitFirstContact(ctx context.Context, key string) (bool, erro
 	}
 	l.mu.Unlock()
 	if !waiting {
-		return true, nil
+		return true, 0, nil
 	}
-	t := l.cfg.clock.NewTimer(firstContactWait)
+	// The wait for the probe is bounded by the caller's max wait (and
+	// counts against it), and takes at most half the time left before its
+	// deadline, leaving the rest to the request: past that the caller goes
+	// on to its slot under the defaults (refused when too far away).
+	wait := min(firstContactWait, l.cfg.maxWait)
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
+	}
+	if wait <= 0 {
+		return false, 0, nil
+	}
+	start := l.now()
+	t := l.cfg.clock.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-g:
 	case <-t.C():
-		l.learned(key) // no first response in time: stop holding anyone back
+		if wait == firstContactWait {
+			l.learned(key) // no first response in time: stop holding anyone back
+		}
 	case <-ctx.Done():
-		return false, l.refuse(&srl.LimitError{Key: key, Reason: srl.ReasonCanceled, Err: ctx.Err()})
+		return false, 0, l.refuse(&srl.LimitError{Key: key, Reason: srl.ReasonCanceled, Err: ctx.Err()})
 	case <-l.closing:
-		return false, srl.ErrClosed
+		return false, 0, srl.ErrClosed
 	}
-	return false, nil
+	return false, time.Duration(max(l.now()-start, 0)), nil
 }
 
 // learned records that key had a response (or that its probe ended) and
@@ -443,23 +458,25 @@ func (l *Limiter) Wait(ctx context.Context, key string, costs ...srl.Cost) error
 	if l.closed.Load() {
 		return srl.ErrClosed
 	}
-	_, err := l.wait(ctx, key, costs, nil)
+	_, err := l.wait(ctx, key, costs, nil, 0)
 	return err
 }
 
 func (l *Limiter) now() int64 { return int64(l.cfg.clock.Since(l.base)) }
 
-// wait acquires a slot and sleeps until it. After the sleep it checks
+// wait acquires a slot and sleeps until it; before is how long the caller
+// already waited for the key's first response, which counts against its
+// max wait (not in OnWait's, which is the wait for the slot). After the sleep it checks
 // whether a response learned in this process blocked the key meanwhile,
 // and if so takes a new slot after the block.
-func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, ref *memory.Ref) (uint64, error) {
+func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, ref *memory.Ref, before time.Duration) (uint64, error) {
 	var waited time.Duration
 	for attempt := 0; ; attempt++ {
 		maxWait := l.cfg.maxWait
 		if l.cfg.failFast {
 			maxWait = 0
 		}
-		maxWait -= min(waited, maxWait) // the configured bound covers the whole wait
+		maxWait -= min(before+waited, maxWait) // the configured bound covers the whole wait
 		reason := srl.ReasonMaxWait
 		if dl, ok := ctx.Deadline(); ok {
 			if left := time.Until(dl); left < maxWait {
