@@ -383,9 +383,10 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 	})
 }
 
-// costArgs checks costs and returns them as the functions' parallel arrays:
-// nil (SQL NULL, which the functions take for no costs and the server
-// need not decode) when there are none.
+// costArgs checks costs (a non-negative amount, a dimension text can hold:
+// valid UTF-8 without NUL) and returns them as the functions' parallel
+// arrays: nil (SQL NULL, which the functions take for no costs and the
+// server need not decode) when there are none.
 func costArgs(costs []smartratelimit.Cost) ([]string, []float64, error) {
 	if len(costs) == 0 {
 		return nil, nil, nil
@@ -396,7 +397,11 @@ func costArgs(costs []smartratelimit.Cost) ([]string, []float64, error) {
 			return nil, nil, fmt.Errorf("%w: cost %v of %s must be a non-negative number",
 				smartratelimit.ErrInvalidLimit, c.Amount, c.Dimension.OrRequests())
 		}
-		dims[i], amts[i] = string(c.Dimension.OrRequests()), c.Amount
+		dim := string(c.Dimension.OrRequests())
+		if !storable(dim) {
+			return nil, nil, fmt.Errorf("%w: cost dimension %q holds a NUL byte or invalid UTF-8", smartratelimit.ErrInvalidLimit, dim)
+		}
+		dims[i], amts[i] = dim, c.Amount
 	}
 	return dims, amts, nil
 }
@@ -444,11 +449,17 @@ func validLimit(l *smartratelimit.Limit) error {
 		return err
 	}
 	for _, s := range []string{l.Name, string(l.Dimension)} {
-		if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+		if !storable(s) {
 			return fmt.Errorf("%w: name or dimension %q holds a NUL byte or invalid UTF-8", smartratelimit.ErrInvalidLimit, s)
 		}
 	}
 	return nil
+}
+
+// storable reports whether s can be stored as PostgreSQL text: valid
+// UTF-8 without NUL.
+func storable(s string) bool {
+	return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
 }
 
 // validLimits checks every limit; unique also rejects two limits of the
