@@ -55,10 +55,12 @@ type Backend struct {
 // idle_in_transaction_session_timeout and, by default,
 // synchronous_commit = off.
 //
-// When the server cannot be reached, New fails with an error wrapping
-// smartratelimit.ErrBackendUnavailable that names host:port (never the
-// DSN's credentials) if the backend fails closed; when it fails open, New
-// succeeds in degraded mode and keeps trying in the background.
+// When the server cannot be reached — including when ctx ends before it
+// answers — New fails with an error wrapping
+// smartratelimit.ErrBackendUnavailable (and ctx's error, if it ended) that
+// names host:port (never the DSN's credentials) if the backend fails
+// closed; when it fails open, New succeeds in degraded mode and keeps
+// trying in the background.
 func New(ctx context.Context, dsn string, opts ...Option) (*Backend, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
@@ -139,7 +141,15 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 		var rerr error
 		switch {
 		case ctx.Err() != nil:
-			rerr = fmt.Errorf("postgres: %w", ctx.Err())
+			// The server did not answer before the caller's context
+			// ended: for New that is an unreachable server, so the
+			// fallback serves (fail open) or the error wraps both
+			// ErrBackendUnavailable and the context's error (fail
+			// closed).
+			err = ctx.Err()
+			if b.fallback == nil {
+				rerr = &unavailableError{addr: addr, err: err}
+			}
 		case b.fallback == nil || !connectionLost(err):
 			// Only an unreachable server is served by the fallback; a
 			// server answering with an error (permissions, a lock
