@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/smartratelimit/smartratelimit"
 )
 
 // Acquires are sent in batches: while the pool's connections are busy,
@@ -76,6 +77,13 @@ type batcher struct {
 	queue chan *acqReq
 	sem   chan struct{} // one token per acquire call in flight (direct or batch)
 	wg    sync.WaitGroup
+
+	// mu orders queueing against stop: a request is queued under the
+	// read lock only while stopped is false, so once stop has set it (the
+	// write lock), nothing new enters the queue and stop's last drain
+	// answers whatever the workers left.
+	mu      sync.RWMutex
+	stopped bool
 }
 
 func newBatcher(b *Backend) *batcher {
@@ -89,8 +97,37 @@ func newBatcher(b *Backend) *batcher {
 	return bt
 }
 
-// wait stops the workers (after the backend's context ended).
-func (bt *batcher) wait() { bt.wg.Wait() }
+// stop shuts the batcher down after the backend's context ended (which
+// wakes any acquire blocked on a full queue): it closes the queue to new
+// requests, waits for the workers, and answers every request still queued
+// with smartratelimit.ErrClosed. An acquire that passed the backend's
+// closed check before Close cannot be left waiting on a queue nobody
+// reads.
+func (bt *batcher) stop() {
+	bt.mu.Lock()
+	bt.stopped = true
+	bt.mu.Unlock()
+	bt.wg.Wait()
+	bt.drain(nil)
+}
+
+// enqueue queues r unless the batcher is stopped, the backend closes or
+// ctx ends first.
+func (bt *batcher) enqueue(ctx context.Context, r *acqReq) error {
+	bt.mu.RLock()
+	defer bt.mu.RUnlock()
+	if bt.stopped {
+		return smartratelimit.ErrClosed
+	}
+	select {
+	case bt.queue <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-bt.b.ctx.Done():
+		return smartratelimit.ErrClosed
+	}
+}
 
 // acquire runs one acquire and returns its row: at once on the caller's
 // goroutine while a worker's share of the connections is free and nobody
@@ -106,12 +143,8 @@ func (bt *batcher) acquire(ctx context.Context, key []byte, a *acquireArgs, maxW
 		}
 	}
 	r := &acqReq{key: key, a: a, maxWait: maxWait, done: make(chan struct{})}
-	select {
-	case bt.queue <- r:
-	case <-ctx.Done():
-		return acquireOut{}, ctx.Err()
-	case <-bt.b.ctx.Done():
-		return acquireOut{}, bt.b.ctx.Err()
+	if err := bt.enqueue(ctx, r); err != nil {
+		return acquireOut{}, err
 	}
 	select {
 	case <-r.done:
@@ -170,7 +203,7 @@ func (bt *batcher) one(ctx context.Context, key []byte, a *acquireArgs, maxWait 
 func (bt *batcher) drain(reqs []*acqReq) {
 	for {
 		for _, r := range reqs {
-			r.err = bt.b.ctx.Err()
+			r.err = smartratelimit.ErrClosed
 			bt.deliver(r)
 		}
 		reqs = reqs[:0]

@@ -270,7 +270,7 @@ func (b *Backend) Close() error {
 	}
 	b.cancel()
 	<-b.done
-	b.batch.wait()
+	b.batch.stop()
 	if b.ownPool {
 		b.db.Close()
 	}
