@@ -29,10 +29,6 @@ const maxBatch = 32
 // maxWorkers bounds the workers (one connection each at a time).
 const maxWorkers = 16
 
-// batchTimeout bounds one pipeline: its statements have their own
-// statement_timeout, this guards against a silent network.
-const batchTimeout = 30 * time.Second
-
 // Request states: a worker delivers a result only to a caller still
 // waiting; a caller gone gives back what it was granted.
 const (
@@ -131,12 +127,14 @@ func (bt *batcher) enqueue(ctx context.Context, r *acqReq) error {
 
 // acquire runs one acquire and returns its row: at once on the caller's
 // goroutine while a worker's share of the connections is free and nobody
-// queues, else through a batch.
-func (bt *batcher) acquire(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
+// queues, else through a batch. ctx is the caller's: it bounds the wait in
+// the queue; rt bounds the round trip when it runs at once (a batch's
+// round trip has its bound of its own, pipelineTimeout).
+func (bt *batcher) acquire(ctx, rt context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
 	if len(bt.queue) == 0 {
 		select {
 		case bt.sem <- struct{}{}:
-			o, err := bt.one(ctx, key, a, maxWait)
+			o, err := bt.one(rt, key, a, maxWait)
 			<-bt.sem
 			return o, err
 		default:
@@ -231,6 +229,13 @@ func (bt *batcher) run(reqs []*acqReq) {
 	if len(live) == 0 {
 		return
 	}
+	if bt.b.fallback != nil && bt.b.degraded.Load() {
+		for _, r := range live {
+			r.err = errDegraded
+			bt.deliver(r)
+		}
+		return
+	}
 	slices.SortStableFunc(live, func(x, y *acqReq) int { return strings.Compare(string(x.key), string(y.key)) })
 	err := bt.send(live)
 	if err != nil && len(live) > 1 && !connectionLost(err) {
@@ -252,8 +257,20 @@ func (bt *batcher) run(reqs []*acqReq) {
 // pipeline of acquire calls.
 func (bt *batcher) send(reqs []*acqReq) error {
 	b := bt.b
-	ctx, cancel := context.WithTimeout(b.ctx, batchTimeout)
+	bound := b.pipelineTimeout(len(reqs))
+	ctx, cancel := context.WithTimeout(b.ctx, bound)
 	defer cancel()
+	err := bt.sendReqs(ctx, reqs)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && b.ctx.Err() == nil {
+		// The bound, not Close: the server did not answer.
+		return noAnswerError{after: bound}
+	}
+	return err
+}
+
+// sendReqs is send on ctx.
+func (bt *batcher) sendReqs(ctx context.Context, reqs []*acqReq) error {
+	b := bt.b
 	if len(reqs) > 1 && sameArgs(reqs) {
 		return bt.sendN(ctx, reqs)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/smartratelimit/smartratelimit"
@@ -26,6 +27,21 @@ func (e *unavailableError) Error() string {
 func (e *unavailableError) Unwrap() []error {
 	return []error{smartratelimit.ErrBackendUnavailable, e.err}
 }
+
+// noAnswerError reports a round trip the server did not answer within the
+// backend's own bound (Backend.callTimeout): a silent network or a hung
+// server, whose statement_timeout cannot fire for a statement it never
+// received. The connection is closed; it is handled as a lost one.
+type noAnswerError struct{ after time.Duration }
+
+func (e noAnswerError) Error() string {
+	return "no answer from the server within " + e.after.String()
+}
+
+// errDegraded answers the acquires still queued when the backend has
+// entered degraded mode: the fallback serves them at once rather than
+// after their batch waits for a database found unreachable.
+var errDegraded = errors.New("database unreachable (degraded mode)")
 
 // stripConnect removes pgconn.ConnectError, whose Config holds the
 // password, keeping what it wraps.
@@ -78,6 +94,9 @@ func retryableConflict(err error) bool {
 // A server answering with any other error (a lock or statement timeout,
 // a permission, bad data) is reachable: the error is returned.
 func connectionLost(err error) bool {
+	if errors.As(err, new(noAnswerError)) {
+		return true
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}

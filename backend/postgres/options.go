@@ -36,6 +36,7 @@ type options struct {
 	poolSize         int
 	syncCommit       bool
 	statementTimeout time.Duration
+	stSet            bool // WithStatementTimeout was given
 	lockTimeout      time.Duration
 	idleTTL          time.Duration
 	failClosed       bool
@@ -137,12 +138,20 @@ func WithSynchronousCommit(on bool) Option {
 // WithStatementTimeout bounds each statement of a pool New creates
 // (statement_timeout, default 2s; 0 disables). With NewFromPool the pool's
 // own setting and the caller's context apply.
+//
+// It also bounds each round trip on the client side: a call the server
+// has not answered within the statement timeout plus one second (a silent
+// network, a hung server: the server never saw the statement, so its
+// statement_timeout cannot fire) fails as a lost connection would, served
+// by the fallback or failing with smartratelimit.ErrBackendUnavailable.
+// That bound is 30s when the timeout is 0, and with NewFromPool unless
+// this option is given (the pool's statement_timeout is not known).
 func WithStatementTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 {
 			return invalid("statement timeout %v is negative", d)
 		}
-		o.statementTimeout = d
+		o.statementTimeout, o.stSet = d, true
 		return nil
 	}
 }

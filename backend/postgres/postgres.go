@@ -38,6 +38,11 @@ type Backend struct {
 	lockMS   int32 // lock_timeout per transaction, ms (caller's pool)
 	fallback smartratelimit.Backend
 
+	// callTimeout bounds one round trip on the client side (see
+	// roundTripTimeout); a pipeline of n acquires gets n-1 times
+	// stmtTimeout more (see pipelineTimeout).
+	callTimeout, stmtTimeout time.Duration
+
 	closed   atomic.Bool
 	degraded atomic.Bool
 	ctx      context.Context // ends with Close; scopes background work
@@ -124,6 +129,9 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 		lockMS:   int32(min(ceilMillis(o.lockTimeout), math.MaxInt32)),
 		fallback: o.fallback,
 		done:     make(chan struct{}),
+
+		callTimeout: roundTripTimeout(o, own),
+		stmtTimeout: statementBound(o, own),
 	}
 	if own {
 		b.lockMS = 0 // a pool of our own sets both per session
@@ -168,6 +176,51 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 	b.batch = newBatcher(b)
 	go b.loop()
 	return b, nil
+}
+
+// roundTripMargin is the time a round trip is given beyond the statement
+// timeout: for the network, the connection pool and the server's answer
+// that the statement timed out.
+const roundTripMargin = time.Second
+
+// silentTimeout bounds a round trip when no statement timeout is known
+// (disabled, or the caller's pool's): it guards against a silent network
+// only.
+const silentTimeout = 30 * time.Second
+
+// roundTripTimeout returns the client-side bound of one round trip: the
+// statement timeout (the pool's own when New created it, or the one
+// WithStatementTimeout gave NewFromPool) plus roundTripMargin. A server
+// that answers — even with a statement or lock timeout — answers within
+// it; past it, the network or the server is silent, and without this
+// bound a call would wait until the kernel gives up on the connection
+// (many minutes), on a caller context without deadline forever.
+func roundTripTimeout(o options, own bool) time.Duration {
+	if (own || o.stSet) && o.statementTimeout > 0 {
+		return o.statementTimeout + roundTripMargin
+	}
+	return silentTimeout
+}
+
+// statementBound returns how long the server may spend on one acquire of
+// a pipeline: the statement timeout, or the lock timeout when shorter (an
+// acquire waits for one row lock; the rest takes microseconds).
+func statementBound(o options, own bool) time.Duration {
+	var d time.Duration
+	if own || o.stSet {
+		d = o.statementTimeout
+	}
+	if o.lockTimeout > 0 && (d == 0 || o.lockTimeout < d) {
+		d = o.lockTimeout
+	}
+	return d
+}
+
+// pipelineTimeout bounds the round trip of a pipeline of n acquires, whose
+// statements each have the statement timeout of their own, with
+// silentTimeout (or callTimeout, if longer) as a ceiling.
+func (b *Backend) pipelineTimeout(n int) time.Duration {
+	return min(b.callTimeout+time.Duration(n-1)*b.stmtTimeout, max(b.callTimeout, silentTimeout))
 }
 
 // address returns host:port of the first server of c.
@@ -224,11 +277,18 @@ func call[T any](b *Backend, ctx context.Context, db func(context.Context) (T, e
 
 func retry[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
 	for attempt := 0; ; attempt++ {
-		v, err := f(ctx)
+		v, err := bounded(b, ctx, f)
 		if err == nil || ctx.Err() != nil || errors.As(err, new(decisionError)) {
 			return v, err
 		}
 		switch {
+		case errors.As(err, new(noAnswerError)), errors.Is(err, errDegraded):
+			// Not retried: another connection would most likely wait
+			// as long. The idle ones may be as stuck.
+			if b.ownPool {
+				b.db.Reset()
+			}
+			return v, err
 		case retryableConflict(err) && attempt < 4:
 			t := time.NewTimer(time.Duration(1+rand.IntN(5<<attempt)) * time.Millisecond)
 			select {
@@ -247,6 +307,18 @@ func retry[T any](b *Backend, ctx context.Context, f func(context.Context) (T, e
 			return v, err
 		}
 	}
+}
+
+// bounded runs f on ctx bounded by b.callTimeout. An error caused by that
+// bound (not by ctx) becomes a noAnswerError: the server did not answer.
+func bounded[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	rt, cancel := context.WithTimeout(ctx, b.callTimeout)
+	defer cancel()
+	v, err := f(rt)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && rt.Err() != nil && ctx.Err() == nil {
+		err = noAnswerError{after: b.callTimeout}
+	}
+	return v, err
 }
 
 // enterDegraded switches to the fallback and logs it once.
@@ -327,7 +399,9 @@ func (b *Backend) sweep(ctx context.Context) (int64, error) {
 	var total int64
 	for range 100 {
 		var n int64
-		err := b.db.QueryRow(ctx, b.n.sweep, sweepClass, b.n.sweepKey, int64(b.o.idleTTL), sweepBatch).Scan(&n)
+		rt, cancel := context.WithTimeout(ctx, b.callTimeout)
+		err := b.db.QueryRow(rt, b.n.sweep, sweepClass, b.n.sweepKey, int64(b.o.idleTTL), sweepBatch).Scan(&n)
+		cancel()
 		if err != nil || n < 0 {
 			if total == 0 {
 				return n, err
@@ -366,13 +440,14 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 	}
 	maxWait := max(req.MaxWait, 0)
 	key := []byte(req.Key)
-	return call(b, ctx, func(ctx context.Context) (smartratelimit.Reservation, error) {
+	return call(b, ctx, func(rt context.Context) (smartratelimit.Reservation, error) {
 		// The function's row comes as one composite value (SELECT f(...)):
 		// cheaper for the server than a FROM clause, which plans and
 		// materializes a function scan on every call. It comes through the
 		// batcher, which sends the acquires waiting for a connection
-		// together.
-		o, err := b.batch.acquire(ctx, key, &a, int64(maxWait))
+		// together; the wait in its queue is bounded by the caller's ctx
+		// only, the round trip by rt (or the batch's own bound).
+		o, err := b.batch.acquire(ctx, rt, key, &a, int64(maxWait))
 		if err != nil {
 			return zero, err
 		}
