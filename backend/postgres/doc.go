@@ -51,7 +51,11 @@
 // answers the backend uses it again, without a restart (the fallback's
 // state is not copied back). [WithFailClosed] makes calls fail instead with
 // errors wrapping [smartratelimit.ErrBackendUnavailable]. Only a lost
-// connection or an unreachable server makes the backend fail open: a
+// connection or an unreachable server makes the backend fail open — that
+// includes a server that does not answer a round trip within the
+// statement timeout plus one second (a silent network or a hung server,
+// whose statement_timeout cannot fire; see [WithStatementTimeout]), and a
+// context that ends during [New] before the server answers: a
 // server that answers with an error (a lock_timeout or statement_timeout
 // on a contended key, a permission) and a context that ends during a call
 // give an error wrapping ErrBackendUnavailable (with the SQLSTATE), so a
