@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,13 +50,19 @@ type storageFlags struct {
 	json    bool
 }
 
-func newStorageFlags(name, usage string, stderr io.Writer) *storageFlags {
+// newStorageFlags makes the flags of a storage command; about, when not
+// empty, is printed in its help between the usage line and the flags.
+func newStorageFlags(name, usage, about string, stderr io.Writer) *storageFlags {
 	f := &storageFlags{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	f.fs.SetOutput(stderr)
 	f.fs.StringVar(&f.storage, "storage", "memory", "where buckets live: memory or postgres://user@host:port/db")
 	f.fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 	f.fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: smartratelimit %s\n\nflags:\n", usage)
+		fmt.Fprintf(stderr, "usage: smartratelimit %s\n\n", usage)
+		if about != "" {
+			fmt.Fprintf(stderr, "%s\n", about)
+		}
+		fmt.Fprintln(stderr, "flags:")
 		f.fs.PrintDefaults()
 	}
 	return f
@@ -88,18 +95,59 @@ func (f *storageFlags) parse(args []string, stderr io.Writer) (srl.Backend, []st
 	return b, pos, -1
 }
 
-// keyArg turns a URL into its default key; anything else is a key already.
+// keyRule is how status and clear read their KEY|URL arguments; it is
+// part of their help text.
+const keyRule = `KEY or URL: an argument with an explicit port, scheme://host:port, optionally
+followed by a scope path and/or a #partition suffix (and no query), is a key
+exactly as list prints it and is used as is: https://api.github.com:443/search
+is that scoped key. Any other URL names its host: its host key,
+scheme://host:port with the scheme's default port, path and query dropped:
+https://api.github.com/search means https://api.github.com:443. An argument
+without "://" is a key as is.
+`
+
+// keyArg turns a status or clear argument into a key (see keyRule): a key
+// as list prints it (explicit port) is used as is; a URL without a port
+// becomes its host key; anything else is a key already.
 func keyArg(s string) string {
-	if strings.Contains(s, "://") && !strings.Contains(s, "#") {
-		if k, err := middleware.KeyOf(s); err == nil && (strings.Count(s, "/") <= 3) {
-			return k
-		}
+	if !strings.Contains(s, "://") || isListedKey(s) {
+		return s
+	}
+	if k, err := middleware.KeyOf(s); err == nil {
+		return k
 	}
 	return s
 }
 
+// isListedKey reports whether s starts as the keys list prints do:
+// scheme://host:port with a numeric port and no user info, followed by
+// nothing, a path ('/…') or a partition ('#…').
+func isListedKey(s string) bool {
+	i := strings.Index(s, "://")
+	if i <= 0 || strings.ContainsAny(s[:i], "/?#") {
+		return false
+	}
+	auth := s[i+3:]
+	if j := strings.IndexAny(auth, "/?#"); j >= 0 {
+		if auth[j] == '?' {
+			return false // keys have no query
+		}
+		auth = auth[:j]
+	}
+	host, port, err := net.SplitHostPort(auth)
+	if err != nil || host == "" || port == "" || strings.ContainsAny(host, "@") {
+		return false
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 func runList(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newStorageFlags("list", "list [--storage URL] [--json]", stderr)
+	f := newStorageFlags("list", "list [--storage URL] [--json]", "", stderr)
 	b, pos, code := f.parse(args, stderr)
 	if code >= 0 {
 		return code
@@ -127,7 +175,7 @@ func runList(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 }
 
 func runClear(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newStorageFlags("clear", "clear (KEY|URL ...|--all) [--storage URL]", stderr)
+	f := newStorageFlags("clear", "clear (KEY|URL ...|--all) [--storage URL]", keyRule, stderr)
 	all := f.fs.Bool("all", false, "forget every key")
 	b, pos, code := f.parse(args, stderr)
 	if code >= 0 {
@@ -180,7 +228,7 @@ type statusJSON struct {
 }
 
 func runStatus(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	f := newStorageFlags("status", "status [KEY|URL ...] [--storage URL] [--json]", stderr)
+	f := newStorageFlags("status", "status [KEY|URL ...] [--storage URL] [--json]", keyRule, stderr)
 	b, pos, code := f.parse(args, stderr)
 	if code >= 0 {
 		return code
