@@ -180,9 +180,10 @@ func runDemo(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	return printResult(res, f, stdout)
 }
 
-// driveProcs runs f.procs copies of this program as worker processes, each
-// sending its share of the requests to target through the shared storage,
-// and adds up their results.
+// driveProcs runs f.procs copies of this program (fewer when there are
+// fewer requests) as worker processes, each sending its share of the
+// requests, at least one, to target through the shared storage, and adds
+// up their results.
 func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Server, report progress) (demoResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -192,13 +193,16 @@ func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Se
 		res demoResult
 		err error
 	}
-	results := make(chan out, f.procs)
+	// A worker with no request to send would be refused its --requests 0:
+	// with fewer requests than --procs, start one worker per request.
+	procs := min(f.procs, f.requests)
+	results := make(chan out, procs)
 	// Every worker sets up (starts, connects, migrates) first and sends
 	// its first request at the same instant.
 	start := time.Now().Add(2 * time.Second)
-	for i := range f.procs {
-		share := f.requests / f.procs
-		if i < f.requests%f.procs {
+	for i := range procs {
+		share := f.requests / procs
+		if i < f.requests%procs {
 			share++
 		}
 		// The storage URL (it may hold a password) goes through the
@@ -229,7 +233,7 @@ func driveProcs(ctx context.Context, f demoFlags, target string, srv *testapi.Se
 	var firstErr error
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	for got := 0; got < f.procs; {
+	for got := 0; got < procs; {
 		select {
 		case o := <-results:
 			got++
