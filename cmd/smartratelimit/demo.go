@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -96,11 +95,8 @@ func parseDemoFlags(args []string, stderr io.Writer) (demoFlags, int) {
 		fmt.Fprintln(stderr, "usage: smartratelimit demo [flags]\n\nStarts a local rate-limited API and drives it through a limited resty client.\nWith --headers none or retry-after the client cannot learn the limit, so its\ndefault limits are set to --limit.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return f, 0
-		}
-		return f, 2
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return f, code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "smartratelimit demo: unexpected argument %q\n", fs.Arg(0))

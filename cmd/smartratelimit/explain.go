@@ -36,18 +36,16 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(fs.Output(), explainUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2 // the flag package has printed the error and the usage
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
 	}
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "smartratelimit explain: "+format+"\n", a...)
 		return code
 	}
 	if fs.NArg() > 0 {
-		return fail(2, "unexpected argument %q: the response head is read from stdin\n%s", fs.Arg(0), explainUsage)
+		usageError(stderr, "explain", "unexpected argument %q: the response head is read from stdin", fs.Arg(0))
+		return 2
 	}
 	received := time.Now()
 	if *now != "" {

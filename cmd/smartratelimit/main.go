@@ -8,6 +8,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -50,4 +52,33 @@ func usage(w io.Writer) {
 			fmt.Fprintf(w, "  %-8s %s\n", name, c.help)
 		}
 	}
+}
+
+// parseFlags parses args with fs, a subcommand's flag set whose Usage
+// prints its full usage on stderr. It returns -1 to go on, 0 after -h or
+// --help (the usage printed), and 2 for a bad flag, reported as one line
+// on stderr naming the problem: the flag package would print the error
+// and then the whole usage.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) int {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return -1
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return 0
+	}
+	usageError(stderr, fs.Name(), "%v", err)
+	return 2
+}
+
+// usageError prints a usage error of a subcommand as one line on stderr,
+// with a pointer to its usage.
+func usageError(stderr io.Writer, name, format string, a ...any) {
+	fmt.Fprintf(stderr, "smartratelimit %s: %s (run 'smartratelimit %s -h' for usage)\n", name, fmt.Sprintf(format, a...), name)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -73,11 +72,8 @@ func newStorageFlags(name, usage, about string, stderr io.Writer) *storageFlags 
 func (f *storageFlags) parse(args []string, stderr io.Writer) (srl.Backend, []string, int) {
 	var pos []string
 	for {
-		if err := f.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, nil, 0
-			}
-			return nil, nil, 2
+		if code := parseFlags(f.fs, args, stderr); code >= 0 {
+			return nil, nil, code
 		}
 		if f.fs.NArg() == 0 {
 			break
