@@ -513,7 +513,7 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, ref *m
 			}
 			waited += res.Wait
 		}
-		if attempt < 8 && l.blockedAfter(key) {
+		if attempt < 8 && (l.blockedAfter(key) || res.Wait > 0 && l.blockedElsewhere(ctx, key)) {
 			l.cancel(key, res, costs) // its slot fell inside the block: take a new one after it
 			continue
 		}
@@ -563,6 +563,18 @@ func (l *Limiter) blockedAfter(key string) bool {
 		return false
 	}
 	return true
+}
+
+// blockedElsewhere reports whether a backend shared with other processes
+// holds a block of key that ends in the future: another process learned a
+// 429 while this caller slept. A backend of this process only holds the
+// blocks blockedAfter knows; a failed check is taken as no block.
+func (l *Limiter) blockedElsewhere(ctx context.Context, key string) bool {
+	if l.inProcess {
+		return false
+	}
+	st, err := l.backend.Status(ctx, key)
+	return err == nil && st.BlockedUntil.After(l.cfg.clock.Now())
 }
 
 func (l *Limiter) sleep(ctx context.Context, key string, d time.Duration) error {

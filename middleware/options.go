@@ -361,7 +361,9 @@ func WithDefaultBlock(d time.Duration) Option {
 	}
 }
 
-// Hooks are callbacks for users' own metrics. Any may be nil.
+// Hooks are callbacks for users' own metrics. Any may be nil. They run
+// on the request's goroutine while it is inside the limiter: they must not
+// call [Limiter.Close], which waits for such requests.
 type Hooks struct {
 	// OnWait runs when a request waited for its slot, after the wait.
 	OnWait func(key string, waited time.Duration)
