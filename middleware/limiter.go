@@ -160,7 +160,6 @@ type hostEntry struct {
 	prefix string
 	key    string
 	known  atomic.Bool // key is in l.known; once set it stays (a key known once is not held back again)
-	ref    memory.Ref  // where key's state is in l.ownMemory
 	u      URL         // last: read only when l.needURL
 }
 
@@ -320,10 +319,6 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 		t.key = key
 	}
 	t.host = host
-	t.ref = nil
-	if e != nil {
-		t.ref = &e.ref
-	}
 	var gateWait time.Duration // waited for the key's first response
 	if e != nil && e.known.Load() {
 		t.known = true
@@ -337,7 +332,7 @@ func (l *Limiter) beforeRequest(c *resty.Client, r *resty.Request) error {
 			return err
 		}
 	}
-	seq, err := l.wait(ctx, key, costs, t.ref, gateWait)
+	seq, err := l.wait(ctx, key, costs, gateWait)
 	if err != nil {
 		return err // the ticket's end (OnError) opens a probe's gate
 	}
@@ -458,7 +453,7 @@ func (l *Limiter) Wait(ctx context.Context, key string, costs ...srl.Cost) error
 	if l.closed.Load() {
 		return srl.ErrClosed
 	}
-	_, err := l.wait(ctx, key, costs, nil, 0)
+	_, err := l.wait(ctx, key, costs, 0)
 	return err
 }
 
@@ -466,10 +461,11 @@ func (l *Limiter) now() int64 { return int64(l.cfg.clock.Since(l.base)) }
 
 // wait acquires a slot and sleeps until it; before is how long the caller
 // already waited for the key's first response, which counts against its
-// max wait (not in OnWait's, which is the wait for the slot). After the sleep it checks
-// whether a response learned in this process blocked the key meanwhile,
-// and if so takes a new slot after the block.
-func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, ref *memory.Ref, before time.Duration) (uint64, error) {
+// max wait (not against OnWait's figure, the wait for the slot). After the
+// sleep it checks whether a response learned in this process, or a block
+// in a shared backend, blocked the key meanwhile, and if so takes a new
+// slot after the block.
+func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, before time.Duration) (uint64, error) {
 	var waited time.Duration
 	for attempt := 0; ; attempt++ {
 		maxWait := l.cfg.maxWait
@@ -483,14 +479,7 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, ref *m
 				maxWait, reason = max(left, 0), srl.ReasonDeadline
 			}
 		}
-		req := srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait}
-		var res srl.Reservation
-		var err error
-		if l.ownMemory != nil {
-			res, err = l.ownMemory.AcquireRef(ctx, req, ref)
-		} else {
-			res, err = l.backend.Acquire(ctx, req)
-		}
+		res, err := l.backend.Acquire(ctx, srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait})
 		if err != nil {
 			if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) ||
 				errors.Is(err, srl.ErrBackendUnavailable) || errors.Is(err, srl.ErrInvalidLimit) {
@@ -755,7 +744,7 @@ func (l *Limiter) apply(t *ticket, resp *http.Response, received time.Time) {
 			l.cfg.hooks.OnThrottled(t.key, resp.StatusCode, max(u.BlockFor-late, 0))
 		}
 	}
-	if err := l.observe(t.key, u, now, t.ref); err != nil {
+	if err := l.observe(t.key, u, now); err != nil {
 		l.cfg.logger.Warn("smartratelimit: could not record response limits", "key", t.key, "error", err)
 		return
 	}
@@ -792,9 +781,9 @@ func (l *Limiter) block(key string, now int64, d time.Duration) {
 
 // observe stores an update. The caller's context may end before it is
 // stored; it is still worth storing, so it gets a context of its own.
-func (l *Limiter) observe(key string, u srl.Update, now int64, ref *memory.Ref) error {
+func (l *Limiter) observe(key string, u srl.Update, now int64) error {
 	if l.ownMemory != nil { // on the limiter's clock: u counts from now, not from the call
-		return l.ownMemory.ObserveAtRef(context.Background(), key, u, l.base.Add(time.Duration(now)), ref)
+		return l.ownMemory.ObserveAt(context.Background(), key, u, l.base.Add(time.Duration(now)))
 	}
 	if l.inProcess {
 		return l.backend.Observe(context.Background(), key, u)

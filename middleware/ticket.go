@@ -6,8 +6,6 @@ import (
 	"unsafe"
 
 	"github.com/go-resty/resty/v2"
-
-	"github.com/smartratelimit/smartratelimit/backend/memory"
 )
 
 // ticket is a request's state from its before hook to the end of its
@@ -15,13 +13,12 @@ import (
 // Execute touches it (resty runs every hook there).
 type ticket struct {
 	key      string
-	host     string      // host:port, for per-host profiles and overrides
-	seq      uint64      // the attempt's grant
-	sent     int64       // when the attempt was sent (l.now() timeline)
-	probe    bool        // the request holds the key's first-contact gate
-	known    bool        // the key had a response in this process before the request
-	observed bool        // the attempt's response was learned
-	ref      *memory.Ref // where key's state is in the limiter's own memory backend, or nil
+	host     string // host:port, for per-host profiles and overrides
+	seq      uint64 // the attempt's grant
+	sent     int64  // when the attempt was sent (l.now() timeline)
+	probe    bool   // the request holds the key's first-contact gate
+	known    bool   // the key had a response in this process before the request
+	observed bool   // the attempt's response was learned
 
 	buf learnBuf // kept from request to request: learning allocates nothing
 }
@@ -32,7 +29,6 @@ func (t *ticket) reset() {
 	t.key, t.host = "", ""
 	t.seq, t.sent = 0, 0
 	t.probe, t.known, t.observed = false, false, false
-	t.ref = nil
 }
 
 // The ticket table holds the ticket of each request between its before

@@ -192,60 +192,6 @@ func (sh *shard) entry(key string) *keyState {
 	return st
 }
 
-// remove deletes key's state from the shard; the caller holds sh.mu. The
-// state is marked removed, so a Ref that points at it looks the key up
-// again.
-func (sh *shard) remove(key string, st *keyState) {
-	st.lastUsed = removed
-	delete(sh.keys, key)
-}
-
-// removeAll deletes every key of the shard; the caller holds sh.mu.
-func (sh *shard) removeAll() {
-	for _, st := range sh.keys {
-		st.lastUsed = removed
-	}
-	clear(sh.keys)
-}
-
-// removed is the lastUsed of a key state taken out of its shard.
-const removed = -1
-
-// Ref remembers where one key's state is, so that the calls given it
-// ([Backend.AcquireRef], [Backend.ObserveAtRef]) neither hash nor look
-// the key up while the key stays tracked; once the key is evicted or
-// cleared, the next call looks it up again and updates the Ref. The zero
-// Ref is ready to use. A Ref must always be given the same key (and
-// backend); it is safe for concurrent use.
-type Ref struct{ p atomic.Pointer[refTarget] }
-
-type refTarget struct {
-	b  *Backend
-	sh *shard
-	st *keyState
-}
-
-// lock returns key's shard, locked, and key's state, creating it; ref,
-// when not nil, is used and updated.
-func (b *Backend) lock(key string, ref *Ref) (*shard, *keyState) {
-	if ref != nil {
-		if t := ref.p.Load(); t != nil && t.b == b {
-			t.sh.mu.Lock()
-			if t.st.lastUsed != removed {
-				return t.sh, t.st
-			}
-			t.sh.mu.Unlock()
-		}
-	}
-	sh := b.shard(key)
-	sh.mu.Lock()
-	st := sh.entry(key)
-	if ref != nil {
-		ref.p.Store(&refTarget{b: b, sh: sh, st: st})
-	}
-	return sh, st
-}
-
 func (b *Backend) shard(key string) *shard {
 	return &b.shards[maphash.String(b.seed, key)%shardCount]
 }
@@ -322,12 +268,6 @@ func (b *Backend) syncDefaults(st *keyState, ds *defaultSet, now int64) {
 
 // Acquire implements [srl.Backend].
 func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Reservation, error) {
-	return b.AcquireRef(ctx, req, nil)
-}
-
-// AcquireRef is [Backend.Acquire] with ref, when not nil, remembering
-// where req.Key's state is (see [Ref]).
-func (b *Backend) AcquireRef(ctx context.Context, req srl.AcquireRequest, ref *Ref) (srl.Reservation, error) {
 	if b.closed.Load() {
 		return srl.Reservation{}, srl.ErrClosed
 	}
@@ -338,9 +278,11 @@ func (b *Backend) AcquireRef(ctx context.Context, req srl.AcquireRequest, ref *R
 	if err != nil {
 		return srl.Reservation{}, err
 	}
-	sh, st := b.lock(req.Key, ref)
+	sh := b.shard(req.Key)
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := b.now()
+	st := sh.entry(req.Key)
 	b.syncDefaults(st, ds, now)
 	st.lastUsed = now
 
@@ -419,7 +361,7 @@ func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, cos
 
 // Observe implements [srl.Backend].
 func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
-	return b.observe(ctx, key, u, time.Time{}, nil)
+	return b.observe(ctx, key, u, time.Time{})
 }
 
 // ObserveAt is [Backend.Observe] with u's durations (each quota's ResetIn,
@@ -434,24 +376,20 @@ func (b *Backend) Observe(ctx context.Context, key string, u srl.Update) error {
 // taken as followed by windows of its length, and its remaining count,
 // which was the old window's, is dropped. A zero at reads the clock.
 func (b *Backend) ObserveAt(ctx context.Context, key string, u srl.Update, at time.Time) error {
-	return b.observe(ctx, key, u, at, nil)
+	return b.observe(ctx, key, u, at)
 }
 
-// ObserveAtRef is [Backend.ObserveAt] with ref, when not nil, remembering
-// where key's state is (see [Ref]).
-func (b *Backend) ObserveAtRef(ctx context.Context, key string, u srl.Update, at time.Time, ref *Ref) error {
-	return b.observe(ctx, key, u, at, ref)
-}
-
-func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time.Time, ref *Ref) error {
+func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time.Time) error {
 	if b.closed.Load() {
 		return srl.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sh, st := b.lock(key, ref)
+	sh := b.shard(key)
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	st := sh.entry(key)
 	var now, shift int64 // shift: how far past at the update is applied
 	if at.IsZero() {
 		now = b.now()
@@ -679,9 +617,7 @@ func (b *Backend) Clear(ctx context.Context, key string) error {
 	}
 	sh := b.shard(key)
 	sh.mu.Lock()
-	if st := sh.keys[key]; st != nil {
-		sh.remove(key, st)
-	}
+	delete(sh.keys, key)
 	sh.mu.Unlock()
 	return nil
 }
@@ -694,7 +630,7 @@ func (b *Backend) ClearAll(ctx context.Context) error {
 	for i := range b.shards {
 		sh := &b.shards[i]
 		sh.mu.Lock()
-		sh.removeAll()
+		clear(sh.keys)
 		sh.mu.Unlock()
 	}
 	return nil
@@ -729,7 +665,7 @@ func (b *Backend) EvictIdle() int {
 		sh.mu.Lock()
 		for k, st := range sh.keys {
 			if st.lastUsed < cutoff && st.forgettable(now) {
-				sh.remove(k, st)
+				delete(sh.keys, k)
 				n++
 			}
 		}
@@ -782,7 +718,7 @@ func (b *Backend) Close() error {
 		for i := range b.shards {
 			sh := &b.shards[i]
 			sh.mu.Lock()
-			sh.removeAll()
+			clear(sh.keys)
 			sh.mu.Unlock()
 		}
 	})
