@@ -50,6 +50,14 @@ func newHeldProbeServer(t *testing.T) *heldProbeServer {
 	return s
 }
 
+// awaitProbe returns once the first request has arrived (its answer is
+// then held, and the key's first-contact gate closed).
+func (s *heldProbeServer) awaitProbe() {
+	for !s.probeIn.Load() {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // The wait for a key's first response is bounded by the caller's max
 // wait: a caller whose max wait is shorter than the probe's round trip
 // goes on under the default limits once it is over, instead of waiting
@@ -64,9 +72,7 @@ func TestFirstContactWaitStopsAtTheMaxWait(t *testing.T) {
 	second := make(chan error, 1)
 	go func() {
 		// Sent once the probe is out: its gate is then closed.
-		for !srv.probeIn.Load() {
-			time.Sleep(time.Millisecond)
-		}
+		srv.awaitProbe()
 		_, err := c.R().Get(srv.URL)
 		second <- err
 	}()
@@ -86,9 +92,7 @@ func TestFirstContactWaitLeavesTimeBeforeTheDeadline(t *testing.T) {
 	c, _ := newClient(t)
 	probe := make(chan error, 1)
 	go func() { _, err := c.R().Get(srv.URL); probe <- err }()
-	for !srv.probeIn.Load() {
-		time.Sleep(time.Millisecond)
-	}
+	srv.awaitProbe()
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	resp, err := c.R().SetContext(ctx).Get(srv.URL)
