@@ -19,8 +19,13 @@ import (
 type freezableProxy struct {
 	ln     net.Listener
 	frozen atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
+	// afterStartup freezes the client-to-server direction of each
+	// connection after its first chunk (the startup message): the
+	// connection is made, and the first statement never reaches the
+	// server.
+	afterStartup atomic.Bool
+	mu           sync.Mutex
+	conns        []net.Conn
 }
 
 func newFreezableProxy(t *testing.T, target string) *freezableProxy {
@@ -29,11 +34,11 @@ func newFreezableProxy(t *testing.T, target string) *freezableProxy {
 		t.Fatal(err)
 	}
 	p := &freezableProxy{ln: ln}
-	pipe := func(dst, src net.Conn) {
+	pipe := func(dst, src net.Conn, up bool) {
 		buf := make([]byte, 32<<10)
-		for {
+		for chunk := 0; ; chunk++ {
 			n, err := src.Read(buf)
-			for p.frozen.Load() {
+			for p.frozen.Load() || up && chunk > 0 && p.afterStartup.Load() {
 				time.Sleep(10 * time.Millisecond)
 			}
 			if n > 0 {
@@ -60,13 +65,14 @@ func newFreezableProxy(t *testing.T, target string) *freezableProxy {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, s)
 			p.mu.Unlock()
-			go pipe(s, c)
-			go pipe(c, s)
+			go pipe(s, c, true)
+			go pipe(c, s, false)
 		}
 	}()
 	t.Cleanup(func() {
 		p.frozen.Store(false)
 		ln.Close()
+		p.afterStartup.Store(false)
 		p.mu.Lock()
 		for _, c := range p.conns {
 			c.Close()
@@ -185,5 +191,63 @@ func TestFrozenNetworkFailsClosed(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s still blocked 10 s after the network froze", name)
 		}
+	}
+}
+
+// A network that freezes right after the connection is made (the first
+// statement never reaches the server) does not hang New on a context
+// without deadline: its schema check is bounded like any round trip
+// (statement timeout + 1 s). Failing open, New starts degraded; failing
+// closed, it fails with ErrBackendUnavailable.
+func TestNewOnNetworkFrozenAfterConnect(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	schema := pgtest.Schema(t, dsn)
+	for _, closed := range []bool{false, true} {
+		name := map[bool]string{false: "fail open", true: "fail closed"}[closed]
+		t.Run(name, func(t *testing.T) {
+			u, err := url.Parse(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newFreezableProxy(t, u.Host)
+			p.afterStartup.Store(true)
+			u.Host = p.ln.Addr().String()
+			opts := []Option{WithSchema(schema), WithLogger(nil), WithStatementTimeout(500 * time.Millisecond)}
+			if closed {
+				opts = append(opts, WithFailClosed())
+			}
+			type result struct {
+				b   *Backend
+				err error
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				b, err := New(context.Background(), u.String(), opts...)
+				done <- result{b, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("New still blocked 15 s after the network froze")
+			}
+			t.Logf("New returned after %v", time.Since(start).Round(time.Millisecond))
+			if r.b != nil {
+				t.Cleanup(func() { go r.b.Close() })
+			}
+			if closed {
+				if !errors.Is(r.err, smartratelimit.ErrBackendUnavailable) {
+					t.Fatalf("New: %v; want ErrBackendUnavailable", r.err)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatalf("New: %v; want a degraded backend", r.err)
+			}
+			if !r.b.Degraded() {
+				t.Error("not degraded with the network frozen")
+			}
+		})
 	}
 }

@@ -65,7 +65,10 @@ type Backend struct {
 // smartratelimit.ErrBackendUnavailable (and ctx's error, if it ended) that
 // names host:port (never the DSN's credentials) if the backend fails
 // closed; when it fails open, New succeeds in degraded mode and keeps
-// trying in the background.
+// trying in the background. A server that stops answering once connected
+// counts as unreachable too: New's schema check is bounded, like every
+// round trip, by the statement timeout plus one second, and a migration
+// by three minutes, whatever ctx allows.
 func New(ctx context.Context, dsn string, opts ...Option) (*Backend, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
@@ -96,7 +99,13 @@ func New(ctx context.Context, dsn string, opts ...Option) (*Backend, error) {
 	}
 	b, err := start(ctx, pool, true, address(&cc.Config), o)
 	if err != nil {
-		pool.Close()
+		if errors.As(err, new(noAnswerError)) {
+			// pgx gives each connection 15 s to close cleanly, which a
+			// silent network takes in full: New does not wait for it.
+			go pool.Close()
+		} else {
+			pool.Close()
+		}
 		return nil, err
 	}
 	return b, nil
@@ -145,7 +154,7 @@ func start(ctx context.Context, pool *pgxpool.Pool, own bool, addr string, o opt
 		}
 		b.fallback, ownFallback = m, true
 	}
-	if err := b.n.migrate(ctx, pool); err != nil {
+	if err := b.migrateBounded(ctx, pool); err != nil {
 		var rerr error
 		switch {
 		case ctx.Err() != nil:
@@ -312,13 +321,41 @@ func retry[T any](b *Backend, ctx context.Context, f func(context.Context) (T, e
 // bounded runs f on ctx bounded by b.callTimeout. An error caused by that
 // bound (not by ctx) becomes a noAnswerError: the server did not answer.
 func bounded[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	rt, cancel := context.WithTimeout(ctx, b.callTimeout)
+	return within(ctx, b.callTimeout, f)
+}
+
+// within runs f on ctx bounded by d; an error caused by that bound (not
+// by ctx) becomes a noAnswerError.
+func within[T any](ctx context.Context, d time.Duration, f func(context.Context) (T, error)) (T, error) {
+	rt, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	v, err := f(rt)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && rt.Err() != nil && ctx.Err() == nil {
-		err = noAnswerError{after: b.callTimeout}
+		err = noAnswerError{after: d}
 	}
 	return v, err
+}
+
+// migrateTimeout bounds New's migration on the client side: its
+// transaction waits at most 60 s for another process's migration (its
+// lock_timeout) and gives each statement 120 s.
+const migrateTimeout = 3 * time.Minute
+
+// migrateBounded is New's schema check and migration, bounded on the
+// client side as every round trip is, so that a network that goes silent
+// after the connection is made cannot hang New on a context without
+// deadline: the check (one round trip, all that runs once the schema is in
+// place) within callTimeout, a migration within migrateTimeout. Past
+// them the server counts as unreachable.
+func (b *Backend) migrateBounded(ctx context.Context, pool *pgxpool.Pool) error {
+	v, err := bounded(b, ctx, func(ctx context.Context) (int, error) { return b.n.currentVersion(ctx, pool) })
+	if err != nil || v >= schemaVersion {
+		return err
+	}
+	_, err = within(ctx, max(migrateTimeout, b.callTimeout), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, b.n.migrate(ctx, pool)
+	})
+	return err
 }
 
 // enterDegraded switches to the fallback and logs it once.
