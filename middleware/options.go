@@ -3,6 +3,7 @@ package middleware
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -250,9 +251,11 @@ func WithPartition(f PartitionFunc) Option {
 }
 
 // WithPartitionByAuthorization partitions buckets by the request's
-// credentials — its Authorization header, or the token or basic-auth user
-// set on the request or the client — hashed, so the secret itself is never
-// stored: two API keys of one host have separate limits.
+// credentials — its Authorization header, the token or basic-auth user
+// set on the request or the client, or else the user info of its URL (or
+// of the client's base URL), which net/http sends as basic auth — hashed,
+// so the secret itself is never stored: two API keys of one host have
+// separate limits.
 func WithPartitionByAuthorization() Option {
 	return func(c *config) error {
 		c.partition = credentials
@@ -282,7 +285,48 @@ func credentials(c *resty.Client, r *resty.Request) string {
 	if c.UserInfo != nil {
 		return "basic " + c.UserInfo.Username + ":" + c.UserInfo.Password
 	}
-	return ""
+	return urlCredentials(c, r)
+}
+
+// urlCredentials returns the user info of the URL a request goes to (its
+// own when absolute, else the client's base URL) as "basic user:password",
+// the partition of the same user set with SetBasicAuth: net/http sends it
+// as basic auth when no Authorization header is set. It is read only for
+// WithPartitionByAuthorization, and parses only a URL whose authority has
+// an '@'.
+func urlCredentials(c *resty.Client, r *resty.Request) string {
+	raw := r.URL
+	i := schemeEnd(raw)
+	if i < 0 {
+		raw = c.BaseURL
+		if raw == "" {
+			raw = c.HostURL
+		}
+		if i = schemeEnd(raw); i < 0 {
+			return ""
+		}
+	} else if strings.IndexByte(raw, '{') >= 0 {
+		raw = expandPathParams(c, r) // resty fills path parameters anywhere in the URL
+		if i = schemeEnd(raw); i < 0 {
+			return ""
+		}
+	}
+	authority := raw[i+3:]
+	if j := strings.IndexAny(authority, "/?#"); j >= 0 {
+		authority = authority[:j]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return ""
+	}
+	u, err := url.Parse(raw[:i+3+len(authority)])
+	if err != nil || u.User == nil {
+		// Not sent as basic auth (resty fails on such a URL); the raw
+		// user info still tells credentials apart, hashed like the rest.
+		return "userinfo " + authority[:at]
+	}
+	password, _ := u.User.Password()
+	return "basic " + u.User.Username() + ":" + password
 }
 
 // WithPartitionSecret keys the hash that turns partition values
