@@ -438,7 +438,7 @@ func (l *Limiter) ensureOverride(ctx context.Context, key, host string) error {
 		return nil
 	}
 	if err := l.backend.SetLimits(ctx, key, limits); err != nil {
-		return err
+		return backendError(ctx, key, err)
 	}
 	l.overridden.Store(key, now)
 	return nil
@@ -481,13 +481,7 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, before
 		}
 		res, err := l.backend.Acquire(ctx, srl.AcquireRequest{Key: key, Defaults: l.cfg.defaults, Costs: costs, MaxWait: maxWait})
 		if err != nil {
-			if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) ||
-				errors.Is(err, srl.ErrBackendUnavailable) || errors.Is(err, srl.ErrInvalidLimit) {
-				return 0, err
-			}
-			// Anything else (including a context that ended during the
-			// backend call) is a backend failure, never "rate limited".
-			return 0, fmt.Errorf("%w: %w", srl.ErrBackendUnavailable, err)
+			return 0, backendError(ctx, key, err)
 		}
 		if !res.OK {
 			return 0, l.refuse(&srl.LimitError{Key: key, Wait: res.Wait, Limit: res.Limit, Blocked: res.Blocked, Reason: reason})
@@ -511,6 +505,24 @@ func (l *Limiter) wait(ctx context.Context, key string, costs []srl.Cost, before
 		}
 		return res.Seq, nil
 	}
+}
+
+// backendError is the error of a failed backend call for key. A context
+// that ended (before or during the call) is the caller's giving up, not a
+// backend outage: it is reported as the context's error, neither
+// ErrBackendUnavailable (which a backend may wrap it in) nor "rate
+// limited". Any other failure is a backend failure, never "rate limited".
+func backendError(ctx context.Context, key string, err error) error {
+	if errors.Is(err, srl.ErrCostExceedsLimit) || errors.Is(err, srl.ErrClosed) || errors.Is(err, srl.ErrInvalidLimit) {
+		return err
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("smartratelimit: %s: the request's context ended before its slot was taken: %w", key, cerr)
+	}
+	if errors.Is(err, srl.ErrBackendUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", srl.ErrBackendUnavailable, err)
 }
 
 // cancel gives back a reservation that will not be used, when the

@@ -34,8 +34,18 @@ func TestRelativeURLWithSchemeInQuery(t *testing.T) {
 // failing is a backend whose store is broken: every call fails.
 type failing struct{ srl.Backend }
 
+var errStoreBroken = errors.New("store broken")
+
 func (failing) Acquire(ctx context.Context, _ srl.AcquireRequest) (srl.Reservation, error) {
-	<-ctx.Done() // a slow store: the caller's deadline passes during the call
+	return srl.Reservation{}, errStoreBroken
+}
+
+// slow is a backend whose store does not answer: the caller's deadline
+// passes during the call.
+type slow struct{ srl.Backend }
+
+func (slow) Acquire(ctx context.Context, _ srl.AcquireRequest) (srl.Reservation, error) {
+	<-ctx.Done()
 	return srl.Reservation{}, ctx.Err()
 }
 
@@ -45,7 +55,18 @@ func TestBackendFailureIsNeverRateLimited(t *testing.T) {
 	_, err := c.R().SetContext(ctxTimeout(t, 50*time.Millisecond)).Get(srv.URL)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, srl.ErrBackendUnavailable)
+	assert.ErrorIs(t, err, errStoreBroken)
 	assert.False(t, errors.Is(err, srl.ErrRateLimited), "a backend failure reported as rate limited: %v", err)
+
+	// The caller's deadline passing during the call is the caller's
+	// context, reported as such: neither rate limited nor a backend outage.
+	c, _ = newClient(t, middleware.WithBackend(slow{}))
+	_, err = c.R().SetContext(ctxTimeout(t, 50*time.Millisecond)).Get(srv.URL)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, errors.Is(err, srl.ErrBackendUnavailable), "a caller's deadline reported as a backend outage: %v", err)
+	assert.False(t, errors.Is(err, srl.ErrRateLimited), "a backend failure reported as rate limited: %v", err)
+	assert.Zero(t, srv.Stats().Requests)
 }
 
 func TestCloseIsNotRateLimited(t *testing.T) {
