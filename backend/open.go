@@ -15,6 +15,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,19 +80,115 @@ func postgresOptions(storage string) (string, []postgres.Option, error) {
 	return u.String(), opts, nil
 }
 
-// Redact returns a storage URL without its password, for messages and logs.
+// Redact returns a storage URL or DSN for messages and logs: a URL keeps
+// its user name but loses its password, query (libpq reads password= and
+// sslpassword= there too) and fragment; a keyword/value DSN
+// ("host=db password='…'") keeps its keywords, with the value of every
+// password keyword hidden. A string that is neither loses its query and
+// anything up to its last '@'.
 func Redact(storage string) string { return redact(storage) }
 
+// hidden replaces a password keyword's value.
+const hidden = "xxxxx"
+
 func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		if i := strings.LastIndex(s, "@"); i >= 0 {
-			return "…@" + s[i+1:]
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" {
+		if u.User != nil {
+			u.User = url.User(u.User.Username())
 		}
+		u.RawQuery, u.ForceQuery = "", false
+		u.Fragment, u.RawFragment = "", ""
+		return u.String()
+	}
+	s = redactPasswords(s)
+	if keywordValue(s) {
 		return s
 	}
-	if u.User != nil {
-		u.User = url.User(u.User.Username())
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
 	}
-	return u.Redacted()
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		s = "…@" + s[i+1:]
+	}
+	return s
+}
+
+// keywordValue reports whether s starts as a keyword/value DSN does: a
+// keyword, optional spaces and '='.
+func keywordValue(s string) bool {
+	s = strings.TrimLeft(s, " \t\n\r\v\f")
+	i := 0
+	for i < len(s) && (s[i] == '_' || 'a' <= s[i] && s[i] <= 'z' || 'A' <= s[i] && s[i] <= 'Z' || i > 0 && '0' <= s[i] && s[i] <= '9') {
+		i++
+	}
+	return i > 0 && strings.HasPrefix(strings.TrimLeft(s[i:], " \t\n\r\v\f"), "=")
+}
+
+// redactPasswords hides the value of every keyword ending in "password"
+// (any case: password, sslpassword) followed by '=' in s, as libpq reads
+// keyword/value strings: the value is quoted ('a b', with \' and \\
+// escapes) or runs to the next space (with \ escapes). An unterminated
+// quote hides the rest of s.
+func redactPasswords(s string) string {
+	const kw = "password"
+	lower := []byte(s) // ASCII lower case: the same length as s
+	for i, c := range lower {
+		if 'A' <= c && c <= 'Z' {
+			lower[i] = c + 'a' - 'A'
+		}
+	}
+	var b strings.Builder
+	done := 0 // s[:done] is written
+	for from := 0; ; {
+		j := bytes.Index(lower[from:], []byte(kw))
+		if j < 0 {
+			break
+		}
+		p := from + j + len(kw)
+		from = p
+		p = skipSpace(s, p)
+		if p >= len(s) || s[p] != '=' {
+			continue
+		}
+		p = skipSpace(s, p+1)
+		b.WriteString(s[done:p])
+		b.WriteString(hidden)
+		done = valueEnd(s, p)
+		from = done
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns where the keyword value starting at s[i] ends.
+func valueEnd(s string, i int) int {
+	quoted := i < len(s) && s[i] == '\''
+	if quoted {
+		i++
+	}
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			i++ // escapes the next byte
+		case quoted && c == '\'':
+			return i + 1
+		case !quoted && isSpace(c):
+			return i
+		}
+	}
+	return len(s)
 }
