@@ -16,6 +16,7 @@ import (
 	"time"
 
 	srl "github.com/smartratelimit/smartratelimit"
+	"github.com/smartratelimit/smartratelimit/backend"
 	"github.com/smartratelimit/smartratelimit/internal/testapi"
 	"github.com/smartratelimit/smartratelimit/middleware"
 )
@@ -265,7 +266,7 @@ func printResult(res demoResult, f demoFlags, stdout io.Writer) int {
 		fmt.Fprintln(stdout, string(b))
 	} else {
 		fmt.Fprintf(stdout, "%d requests in %.1fs against a limit of %g per %v (%s headers, %s storage)\n",
-			res.Requests, res.ElapsedSeconds, res.Limit, f.limit.Window, f.style, f.storage)
+			res.Requests, res.ElapsedSeconds, res.Limit, f.limit.Window, f.style, backend.Redact(f.storage))
 		fmt.Fprintf(stdout, "  ok %d, throttled (429) %d, errors %d\n", res.OK, res.Throttled, res.Errors)
 		fmt.Fprintf(stdout, "  achieved %.1f requests/s = %.0f%% of the allowed rate\n", res.AchievedPerSecond, res.Utilization*100)
 	}
