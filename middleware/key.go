@@ -158,7 +158,7 @@ func redact(raw string) string {
 	if i := strings.IndexAny(raw, "?#"); i >= 0 {
 		raw = raw[:i]
 	}
-	if i := strings.Index(raw, "@"); i >= 0 {
+	if i := strings.LastIndex(raw, "@"); i >= 0 { // a password may hold '@'
 		raw = raw[i+1:]
 	}
 	return raw

@@ -69,3 +69,19 @@ func TestPartitionByAuthorizationReadsURLUserInfo(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, alice, lastKey(l2, []string{carol}), "the same partition as the request URL's user info")
 }
+
+// An unparseable URL is quoted in errors without any of its user info,
+// even a password holding '@' (found by review: the message kept what
+// followed the first '@').
+func TestInvalidURLErrorHidesUserInfo(t *testing.T) {
+	for _, raw := range []string{
+		"http://u:pw@topsecret@[::1/x?token=qs",
+		"http://u:pw@top%zzsecret@host/x",
+	} {
+		_, err := middleware.KeyOf(raw)
+		require.ErrorIs(t, err, middleware.ErrInvalidURL, raw)
+		assert.NotContains(t, err.Error(), "secret", raw)
+		assert.NotContains(t, err.Error(), "pw", raw)
+		assert.NotContains(t, err.Error(), "qs", raw)
+	}
+}
