@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/go-resty/resty/v2"
@@ -148,6 +149,67 @@ func (u URL) hostPort() string {
 		return u.Host
 	}
 	return net.JoinHostPort(strings.Trim(u.Host, "[]"), u.Port)
+}
+
+// optionHost returns the host an option names (WithHostLimits, WithScope,
+// WithHostProfile) in hostPort's form, which requests are matched by:
+// "host" for the scheme's default port, else "host:port". It takes
+// "host", "host:port" (a bare :80 or :443 is the default port of http or
+// https, so the host alone), an IPv6 literal with or without brackets, or
+// a URL "scheme://host[:port][/]" normalised as request URLs are. It
+// reports false for anything no request could match.
+func optionHost(s string) (string, bool) {
+	if schemeEnd(s) > 0 {
+		u, err := url.Parse(s)
+		if err != nil || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" ||
+			u.Path != "" && u.Path != "/" || strings.HasSuffix(u.Host, ":") {
+			return "", false
+		}
+		ku, err := fromURL(u)
+		if err != nil || ku.Port == "" || !validPort(ku.Port) {
+			return "", false
+		}
+		return ku.hostPort(), true
+	}
+	if s == "" || strings.ContainsAny(s, "/?#@{} \t\r\n\\") {
+		return "", false
+	}
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", false
+		}
+		host = s[1:end]
+		if rest := s[end+1:]; rest != "" {
+			if rest[0] != ':' || !validPort(rest[1:]) {
+				return "", false
+			}
+			port = rest[1:]
+		}
+	} else if strings.Count(s, ":") == 1 { // host:port; more colons: an IPv6 literal
+		host, port, _ = strings.Cut(s, ":")
+		if !validPort(port) {
+			return "", false
+		}
+	}
+	host = strings.ToLower(host)
+	if host == "" || strings.ContainsAny(host, "[]") {
+		return "", false
+	}
+	if port != "" && port != "80" && port != "443" {
+		return net.JoinHostPort(host, port), true
+	}
+	if strings.Contains(host, ":") {
+		return "[" + host + "]", true
+	}
+	return host, true
+}
+
+// validPort reports whether p is a port number, 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && p[0] != '+' && p[0] != '-'
 }
 
 // redact removes user info and query from a URL-ish string for messages.

@@ -70,6 +70,10 @@ func defaultConfig() config {
 	}
 }
 
+// badHost says what a host option takes; the host given is not quoted (it
+// may hold user info).
+const badHost = `want "host", "host:port" or "scheme://host[:port]"`
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", srl.ErrInvalidLimit, fmt.Sprintf(format, args...))
 }
@@ -128,10 +132,23 @@ func WithDefaults(limits ...srl.Limit) Option {
 // "api.example.com:8443" for a port other than the scheme's default):
 // they replace the defaults and are enforced together with whatever the
 // server announces (Status reports them with source "override").
+//
+// The host of WithHostLimits, WithHostProfile and WithScope names the
+// scheme's default port when it has none: "api.example.com" matches
+// https://api.example.com and http://api.example.com. "host:443" and
+// "host:80" are the same as "host"; another port is matched as given. A
+// URL without path, "https://api.example.com" or
+// "http://api.example.com:443", is read as a request URL is (that one
+// matches only http on port 443). Any other host (a path, a query, user
+// info, a bad port) makes New fail.
 func WithHostLimits(host string, limits ...srl.Limit) Option {
 	return func(c *config) error {
-		if host == "" || len(limits) == 0 {
+		if len(limits) == 0 {
 			return invalid("WithHostLimits needs a host and at least one limit")
+		}
+		h, ok := optionHost(host)
+		if !ok {
+			return invalid("WithHostLimits: %s", badHost)
 		}
 		for _, l := range limits {
 			if err := l.Validate(); err != nil {
@@ -141,7 +158,7 @@ func WithHostLimits(host string, limits ...srl.Limit) Option {
 		if c.hostLimits == nil {
 			c.hostLimits = map[string][]srl.Limit{}
 		}
-		c.hostLimits[strings.ToLower(host)] = append([]srl.Limit(nil), limits...)
+		c.hostLimits[h] = append([]srl.Limit(nil), limits...)
 		return nil
 	}
 }
@@ -156,17 +173,19 @@ func WithHeaderMapping(m headerparse.Mapping) Option {
 	}
 }
 
-// WithHostProfile sets the header mapping for one host only, for example a
-// host whose reset header is delta milliseconds.
+// WithHostProfile sets the header mapping for one host only (named as for
+// [WithHostLimits]), for example a host whose reset header is delta
+// milliseconds.
 func WithHostProfile(host string, m headerparse.Mapping) Option {
 	return func(c *config) error {
-		if host == "" {
-			return invalid("WithHostProfile needs a host")
+		h, ok := optionHost(host)
+		if !ok {
+			return invalid("WithHostProfile: %s", badHost)
 		}
 		if c.hostMappings == nil {
 			c.hostMappings = map[string]*headerparse.Mapping{}
 		}
-		c.hostMappings[strings.ToLower(host)] = &m
+		c.hostMappings[h] = &m
 		return nil
 	}
 }
@@ -220,15 +239,17 @@ func WithKeyFunc(f KeyFunc) Option {
 	}
 }
 
-// WithScope limits requests whose path starts with prefix on host apart
-// from the rest of the host: they get a bucket of their own (key suffix
-// the prefix), as GitHub's /search has limits of its own.
+// WithScope limits requests whose path starts with prefix on host (named
+// as for [WithHostLimits]) apart from the rest of the host: they get a
+// bucket of their own (key suffix the prefix), as GitHub's /search has
+// limits of its own.
 func WithScope(host, prefix string) Option {
 	return func(c *config) error {
-		if host == "" || !strings.HasPrefix(prefix, "/") {
-			return invalid("WithScope needs a host and a path prefix starting with /")
+		h, ok := optionHost(host)
+		if !ok || !strings.HasPrefix(prefix, "/") {
+			return invalid("WithScope needs a host (%s) and a path prefix starting with /", badHost)
 		}
-		c.scopes = append(c.scopes, scope{strings.ToLower(host), prefix})
+		c.scopes = append(c.scopes, scope{h, prefix})
 		return nil
 	}
 }
