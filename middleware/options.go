@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -272,11 +273,11 @@ func WithPartition(f PartitionFunc) Option {
 }
 
 // WithPartitionByAuthorization partitions buckets by the request's
-// credentials — its Authorization header, the token or basic-auth user
-// set on the request or the client, or else the user info of its URL (or
-// of the client's base URL), which net/http sends as basic auth — hashed,
-// so the secret itself is never stored: two API keys of one host have
-// separate limits.
+// credentials — the Authorization value it sends, from its token or the
+// client's, basic auth, a header set by hand, or the user info of its URL
+// (or of the client's base URL) — hashed, so the secret itself is never
+// stored: two API keys of one host have separate limits, and one key has
+// one bucket however it is given.
 func WithPartitionByAuthorization() Option {
 	return func(c *config) error {
 		c.partition = credentials
@@ -284,37 +285,43 @@ func WithPartitionByAuthorization() Option {
 	}
 }
 
-// credentials returns what identifies a request's credentials. resty adds
-// the Authorization header from tokens and basic auth only after the
-// before-request hooks, so those are read from the request and client.
+// credentials returns what identifies a request's credentials: the
+// Authorization value resty and net/http send, so that one credential has
+// one partition however it is given. resty adds that header from tokens
+// and basic auth only after the before-request hooks, so those are read
+// from the request and client, in the order they win: a token over basic
+// auth, either over an Authorization header set by hand, and URL user info
+// only when no Authorization header is sent.
 func credentials(c *resty.Client, r *resty.Request) string {
+	switch {
+	case r.Token != "":
+		return strings.TrimSpace(r.AuthScheme + " " + r.Token)
+	case c.Token != "":
+		return strings.TrimSpace(r.AuthScheme + " " + c.Token)
+	case r.UserInfo != nil:
+		return basicAuth(r.UserInfo.Username, r.UserInfo.Password)
+	case c.UserInfo != nil:
+		return basicAuth(c.UserInfo.Username, c.UserInfo.Password)
+	}
 	if v := r.Header.Get("Authorization"); v != "" {
 		return v
-	}
-	if r.Token != "" {
-		return "token " + r.Token
-	}
-	if r.UserInfo != nil {
-		return "basic " + r.UserInfo.Username + ":" + r.UserInfo.Password
 	}
 	if v := c.Header.Get("Authorization"); v != "" {
 		return v
 	}
-	if c.Token != "" {
-		return "token " + c.Token
-	}
-	if c.UserInfo != nil {
-		return "basic " + c.UserInfo.Username + ":" + c.UserInfo.Password
-	}
 	return urlCredentials(c, r)
 }
 
+// basicAuth is the Authorization value of basic auth, as net/http writes it.
+func basicAuth(user, password string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
+}
+
 // urlCredentials returns the user info of the URL a request goes to (its
-// own when absolute, else the client's base URL) as "basic user:password",
-// the partition of the same user set with SetBasicAuth: net/http sends it
-// as basic auth when no Authorization header is set. It is read only for
-// WithPartitionByAuthorization, and parses only a URL whose authority has
-// an '@'.
+// own when absolute, else the client's base URL) as the basic auth value
+// net/http sends for it when no Authorization header is set. It is read
+// only for WithPartitionByAuthorization, and parses only a URL whose
+// authority has an '@'.
 func urlCredentials(c *resty.Client, r *resty.Request) string {
 	raw := r.URL
 	i := schemeEnd(raw)
@@ -347,7 +354,7 @@ func urlCredentials(c *resty.Client, r *resty.Request) string {
 		return "userinfo " + authority[:at]
 	}
 	password, _ := u.User.Password()
-	return "basic " + u.User.Username() + ":" + password
+	return basicAuth(u.User.Username(), password)
 }
 
 // WithPartitionSecret keys the hash that turns partition values

@@ -2,11 +2,13 @@ package middleware_test
 
 import (
 	"context"
+	"encoding/base64"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -84,4 +86,69 @@ func TestInvalidURLErrorHidesUserInfo(t *testing.T) {
 		assert.NotContains(t, err.Error(), "pw", raw)
 		assert.NotContains(t, err.Error(), "qs", raw)
 	}
+}
+
+// The partition follows the credential resty sends: a token (the
+// request's, else the client's) replaces basic auth, and either replaces an
+// Authorization header set by hand (found by review: the header set by hand
+// chose the bucket while another credential was sent).
+func TestPartitionByAuthorizationFollowsWhatRestySends(t *testing.T) {
+	srv := newServer(t, testapi.Config{Limit: 100, Window: time.Hour})
+	keys := func(l *middleware.Limiter) []string {
+		t.Helper()
+		k, err := l.Keys(context.Background())
+		require.NoError(t, err)
+		return k
+	}
+
+	// One client token, two headers set by hand: resty sends the token
+	// for both, so both share its bucket.
+	c, l := newClient(t, middleware.WithPartitionByAuthorization())
+	c.SetAuthToken("client-token")
+	for _, h := range []string{"Bearer hand-one", "Bearer hand-two"} {
+		resp, err := c.R().SetHeader("Authorization", h).Get(srv.URL + "/x")
+		require.NoError(t, err)
+		require.Equal(t, "Bearer client-token", resp.Request.RawRequest.Header.Get("Authorization"))
+	}
+	assert.Len(t, keys(l), 1, "what resty sent chose the bucket")
+	_, err := c.R().Get(srv.URL + "/x")
+	require.NoError(t, err)
+	assert.Len(t, keys(l), 1, "the token without a header by hand is the same bucket")
+
+	// Basic auth over a header set by hand; a token over basic auth.
+	c2, l2 := newClient(t, middleware.WithPartitionByAuthorization())
+	for _, h := range []string{"Bearer hand-one", "Bearer hand-two"} {
+		_, err := c2.R().SetBasicAuth("dora", "pw").SetHeader("Authorization", h).Get(srv.URL + "/x")
+		require.NoError(t, err)
+	}
+	assert.Len(t, keys(l2), 1, "basic auth is sent, whatever the header set by hand")
+	_, err = c2.R().SetBasicAuth("dora", "pw").SetAuthToken("tok-a").Get(srv.URL + "/x")
+	require.NoError(t, err)
+	_, err = c2.R().SetBasicAuth("erin", "pw").SetAuthToken("tok-a").Get(srv.URL + "/x")
+	require.NoError(t, err)
+	assert.Len(t, keys(l2), 2, "the token is sent, whichever user is set")
+
+	// One credential, however it is given, is one bucket: what is sent
+	// is the same.
+	c3, l3 := newClient(t, middleware.WithPartitionByAuthorization())
+	for _, r := range []*resty.Request{
+		c3.R().SetAuthToken("tok-b"),
+		c3.R().SetHeader("Authorization", "Bearer tok-b"),
+	} {
+		_, err := r.Get(srv.URL + "/x")
+		require.NoError(t, err)
+	}
+	assert.Len(t, keys(l3), 1, "a token set by hand is the token")
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("fay:pw-f"))
+	for _, send := range []func() error{
+		func() error { _, err := c3.R().SetBasicAuth("fay", "pw-f").Get(srv.URL + "/x"); return err },
+		func() error { _, err := c3.R().SetHeader("Authorization", basic).Get(srv.URL + "/x"); return err },
+		func() error {
+			_, err := c3.R().Get(strings.Replace(srv.URL, "http://", "http://fay:pw-f@", 1) + "/x")
+			return err
+		},
+	} {
+		require.NoError(t, send())
+	}
+	assert.Len(t, keys(l3), 2, "basic auth set, written by hand or in the URL is one bucket")
 }
