@@ -80,9 +80,9 @@ func postgresOptions(storage string) (string, []postgres.Option, error) {
 	return u.String(), opts, nil
 }
 
-// Redact returns a storage URL or DSN for messages and logs: a URL keeps
-// its user name but loses its password, query (libpq reads password= and
-// sslpassword= there too) and fragment; a keyword/value DSN
+// Redact returns a storage URL or DSN for messages and logs: a URL loses
+// its user info (user name and password), query (libpq reads password=
+// and sslpassword= there too) and fragment; a keyword/value DSN
 // ("host=db password='…'") keeps its keywords, with the value of every
 // password keyword hidden. A string that is neither loses its query and
 // anything up to its last '@'.
@@ -93,9 +93,7 @@ const hidden = "xxxxx"
 
 func redact(s string) string {
 	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Opaque == "" {
-		if u.User != nil {
-			u.User = url.User(u.User.Username())
-		}
+		u.User = nil
 		u.RawQuery, u.ForceQuery = "", false
 		u.Fragment, u.RawFragment = "", ""
 		return u.String()

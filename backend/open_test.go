@@ -34,7 +34,8 @@ func TestOpenUnsupported(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	assert.Equal(t, "postgres://bob@db:5432/x", backend.Redact("postgres://bob:hunter2@db:5432/x"))
+	// URL user info is never logged, the user name included.
+	assert.Equal(t, "postgres://db:5432/x", backend.Redact("postgres://bob:hunter2@db:5432/x"))
 	assert.NotContains(t, backend.Redact("not a url bob:hunter2@db"), "hunter2")
 }
 
@@ -62,7 +63,7 @@ func TestOpenPostgres(t *testing.T) {
 // they were).
 func TestRedactQueryAndKeywordValueDSN(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{"postgres://bob:hunter2@db:5432/x?password=secret&sslmode=require", "postgres://bob@db:5432/x"},
+		{"postgres://bob:hunter2@db:5432/x?password=secret&sslmode=require", "postgres://db:5432/x"},
 		{"postgresql://db/x?sslpassword=secret#frag", "postgresql://db/x"},
 		{"postgres:///x?host=/tmp&password=secret", "postgres:///x"},
 		{"host=db user=u password=secret", "host=db user=u password=xxxxx"},
