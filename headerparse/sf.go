@@ -54,11 +54,12 @@ type sfMember struct {
 // paramList returns the parameters kept for m, in order.
 func (m *sfMember) paramList() []sfParam { return m.params[:m.np] }
 
-// param returns the value of the parameter named key.
+// param returns the value of the parameter named key: the last one when
+// the key is repeated (RFC 9651 §4.2.3.2: a later value overwrites).
 func (m *sfMember) param(key string) (sfValue, bool) {
-	for _, p := range m.params[:m.np] {
-		if p.key == key {
-			return p.val, true
+	for i := m.np - 1; i >= 0; i-- {
+		if m.params[i].key == key {
+			return m.params[i].val, true
 		}
 	}
 	return sfValue{}, false

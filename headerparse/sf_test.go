@@ -2,8 +2,11 @@ package headerparse
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	srl "github.com/smartratelimit/smartratelimit"
 )
 
 // member is an sfMember in comparable form.
@@ -134,4 +137,22 @@ func TestSFMemberCap(t *testing.T) {
 	}
 	assert.Equal(t, maxItems, count)
 	assert.False(t, it.bad)
+}
+
+// RFC 9651 §4.2.3.2: a parameter given twice keeps its last value, in a
+// lookup by name as in the parameter list the draft-10 readers walk.
+func TestSFParamLastWins(t *testing.T) {
+	var m sfMember
+	it := newSFIter([]string{`10;w=1;w=60`}, false)
+	assert.True(t, it.next(&m))
+	v, ok := m.param("w")
+	assert.True(t, ok)
+	assert.Equal(t, intv(60), v)
+
+	// Draft -04 to -07 policies are read by name, draft -10 ones by walking
+	// the list: both see w=60.
+	got := Parse(200, hdr("RateLimit-Policy: 10;w=1;w=60"), t0)
+	assert.Equal(t, []srl.Quota{{Dimension: "requests", Limit: n(10), Window: d(time.Minute), Source: "ietf-draft06"}}, got.Quotas)
+	got = Parse(200, hdr(`RateLimit-Policy: "a";q=10;w=1;w=60`), t0)
+	assert.Equal(t, []srl.Quota{{Name: "a", Dimension: "requests", Limit: n(10), Window: d(time.Minute), Source: "ietf-draft10"}}, got.Quotas)
 }
