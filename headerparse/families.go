@@ -493,8 +493,12 @@ func firstByte(lines []string) byte {
 	return 0
 }
 
-// beforeParams cuts a value at its first ';' or ','.
+// beforeParams cuts a value at its first ';' or ',' ("30;w=60"), unless
+// it begins with a letter: an HTTP-date, whose weekday ends in a comma.
 func beforeParams(v string) string {
+	if v = trimOWS(v); v != "" && isLetter(v[0]) {
+		return v
+	}
 	if i := strings.IndexAny(v, ";,"); i >= 0 {
 		return v[:i]
 	}

@@ -752,3 +752,26 @@ func checkInvariants(t testing.TB, o *srl.Observation) {
 		t.Fatalf("retry after %v", o.RetryAfter)
 	}
 }
+
+// RateLimit-Reset is guessed like X-RateLimit-Reset (delta, epoch, then
+// dates): an HTTP-date, whose weekday ends in a comma, is not cut at it as
+// a draft-03 parameter list would be.
+func TestParseIETFResetHTTPDate(t *testing.T) {
+	runCases(t, &Parser{}, []parseCase{
+		{
+			name: "http-date",
+			h:    hdr(date0, "RateLimit-Limit: 10", "RateLimit-Remaining: 1", "RateLimit-Reset: Thu, 26 Nov 2026 12:00:30 GMT"),
+			want: []srl.Quota{{Dimension: "requests", Limit: n(10), Remaining: n(1), ResetIn: d(30 * time.Second), Source: "ietf-draft03"}},
+		},
+		{
+			name: "beta http-date",
+			h:    hdr(date0, "Beta-RateLimit-Limit: 10", "Beta-RateLimit-Reset: Thu, 26 Nov 2026 12:00:30 GMT"),
+			want: []srl.Quota{{Dimension: "requests", Limit: n(10), ResetIn: d(30 * time.Second), Source: "beta-ietf-draft03"}},
+		},
+		{
+			name: "delta with parameters still cut",
+			h:    hdr("RateLimit-Limit: 100;w=60", "RateLimit-Reset: 30;w=60"),
+			want: []srl.Quota{{Dimension: "requests", Limit: n(100), ResetIn: d(30 * time.Second), Window: d(time.Minute), Source: "ietf-draft03"}},
+		},
+	})
+}
