@@ -178,3 +178,16 @@ func TestParserMapping(t *testing.T) {
 		assert.Len(t, got.Quotas, 1)
 	})
 }
+
+// A mapped header under several non-canonical spellings (direct map
+// assignment) is read from the first name in name order, as the standard
+// formats do, whatever order the map gives.
+func TestParserMappingNonCanonicalIsDeterministic(t *testing.T) {
+	p := &Parser{Mapping: &Mapping{Limit: "X-My-Limit", Remaining: "X-My-Left"}}
+	h := http.Header{"x-my-limit": {"10"}, "X-MY-LIMIT": {"20"}, "x-My-Limit": {"30"}, "x-my-left": {"1"}, "X-my-left": {"2"}}
+	want := []srl.Quota{{Dimension: "requests", Limit: n(20), Remaining: n(2), Source: "mapping"}}
+	for range 100 {
+		got := p.Parse(200, h, t0)
+		require.Equal(t, want, got.Quotas)
+	}
+}

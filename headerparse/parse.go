@@ -852,12 +852,16 @@ func (c *ctx) mapping(m *Mapping) {
 		if v := c.h[name]; len(v) > 0 {
 			return v[0]
 		}
-		for k, v := range c.h { // a key set by direct map assignment
-			if len(v) > 0 && strings.EqualFold(k, name) {
-				return v[0]
+		// A key set by direct map assignment: of several spellings, the
+		// first in name order, as for the standard formats (map order is
+		// random).
+		key, val := "", ""
+		for k, v := range c.h {
+			if len(v) > 0 && strings.EqualFold(k, name) && (key == "" || k < key) {
+				key, val = k, v[0]
 			}
 		}
-		return ""
+		return val
 	}
 	q := srl.Quota{Name: m.Name, Dimension: m.Dimension, Source: srcMapping}
 	if v := read(m.Limit); v != "" {
