@@ -67,7 +67,9 @@
 //
 // Limited is true for 429, for 503 with a retry hint, and for 403 with a
 // retry hint or a quota whose remaining count is 0 (GitHub's primary and
-// secondary limits).
+// secondary limits). A retry hint of zero is no guidance here (Atlassian
+// Data Center sends "retry-after: 0" while tokens remain); RetryAfter
+// still reports it.
 //
 // The RateLimit fields of the drafts are Structured Fields (RFC 9651):
 // duplicate field lines are read as one list, as if joined with ", "; a

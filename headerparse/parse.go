@@ -769,13 +769,16 @@ func (c *ctx) finish(status int) (out []srl.Quota, limited bool) {
 		out = c.dst // the caller's buffer, nil when it had none
 	}
 
+	// A retry hint of zero is no guidance ("retry-after: 0" on every
+	// response, Atlassian Data Center): it makes no 403 or 503 a rejection.
+	hint := c.retryAfter.Valid && c.retryAfter.Value > 0
 	switch status {
 	case http.StatusTooManyRequests:
 		limited = true
 	case http.StatusServiceUnavailable:
-		limited = c.retryAfter.Valid
+		limited = hint
 	case http.StatusForbidden:
-		limited = c.retryAfter.Valid
+		limited = hint
 		for i := range qs {
 			if qs[i].Remaining.Valid && qs[i].Remaining.Value == 0 {
 				limited = true

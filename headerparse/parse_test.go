@@ -775,3 +775,34 @@ func TestParseIETFResetHTTPDate(t *testing.T) {
 		},
 	})
 }
+
+// A retry hint of zero is no guidance (reference §5.7), so it does not make
+// a 403 or a 503 a rate-limit rejection: Atlassian Data Center sends
+// "retry-after: 0" on every response while tokens remain, so a plain
+// permission error would read as limited. RetryAfter still reports it.
+func TestParseLimitedZeroRetryAfter(t *testing.T) {
+	dc := hdr("X-RateLimit-Limit: 20", "X-RateLimit-Remaining: 19", "X-RateLimit-Interval-Seconds: 1", "Retry-After: 0")
+	cases := []struct {
+		name   string
+		status int
+		h      http.Header
+		want   bool
+	}{
+		{"403 atlassian dc with tokens left", 403, dc, false},
+		{"403 retry-after 0 alone", 403, hdr("Retry-After: 0"), false},
+		{"403 http-date now", 403, hdr(date0, "Retry-After: Thu, 26 Nov 2026 12:00:00 GMT"), false},
+		{"503 retry-after 0", 503, hdr("Retry-After: 0"), false},
+		{"503 retry-after-ms 0", 503, hdr("Retry-After-Ms: 0"), false},
+		{"403 retry-after 0, quota exhausted", 403, hdr("X-RateLimit-Limit: 20", "X-RateLimit-Remaining: 0", "Retry-After: 0"), true},
+		{"429 retry-after 0 (npm)", 429, hdr("Retry-After: 0"), true},
+		{"503 retry-after 1", 503, hdr("Retry-After: 1"), true},
+		{"403 retry-after 0.5", 403, hdr("Retry-After: 0.5"), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Parse(tc.status, tc.h, t0)
+			assert.Equal(t, tc.want, got.Limited)
+			assert.True(t, got.RetryAfter.Valid, "the hint is still reported")
+		})
+	}
+}
