@@ -53,6 +53,7 @@
 // Retry-After (seconds, decimals allowed, or an HTTP-date in any of the
 // three forms of RFC 9110), X-Retry-In (a Go duration, Traefik),
 // X-RateLimit-Retry-After. A Mapping's RetryAfter header comes before all.
+// A hint of zero gives way to a later one above zero.
 //
 // # Rules
 //

@@ -883,21 +883,30 @@ func (c *ctx) mapping(m *Mapping) {
 	}
 }
 
-// retry reads the retry hints, most precise first.
+// retry reads the retry hints, most precise first. A hint of zero is no
+// guidance: a later one that says more wins over it (Traefik before v3
+// sends "Retry-After: 0" for a 105 ms wait it writes in X-Retry-In).
 func (c *ctx) retry() {
-	if c.retryAfter.Valid { // from the Mapping
+	if c.retryAfter.Valid && c.retryAfter.Value > 0 { // from the Mapping
 		return
 	}
-	if n, ok := number(c.get("Retry-After-Ms")); ok {
-		c.retryAfter = srl.Some(seconds(n / 1e3))
+	if n, ok := number(c.get("Retry-After-Ms")); ok && c.hint(srl.Some(seconds(n/1e3))) {
 		return
 	}
 	for _, name := range retryNames {
-		if r := c.retryValue(c.get(name)); r.Valid {
-			c.retryAfter = r
+		if c.hint(c.retryValue(c.get(name))) {
 			return
 		}
 	}
+}
+
+// hint takes r as the retry hint when it is known and no hint is yet, or
+// when it is above zero; it reports whether the search is over.
+func (c *ctx) hint(r srl.Opt[time.Duration]) bool {
+	if r.Valid && (r.Value > 0 || !c.retryAfter.Valid) {
+		c.retryAfter = r
+	}
+	return c.retryAfter.Valid && c.retryAfter.Value > 0
 }
 
 var retryNames = [...]string{"Retry-After", "X-Retry-In", "X-Ratelimit-Retry-After"}

@@ -806,3 +806,29 @@ func TestParseLimitedZeroRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// A zero retry hint is no guidance (reference §5.7): a later hint that
+// says more wins over it. Traefik before v3 rounds Retry-After with %.0f,
+// so a 105 ms wait is "Retry-After: 0" next to "X-Retry-In: 105.849351ms".
+// Zero alone is still reported.
+func TestParseRetryAfterZeroFallsThrough(t *testing.T) {
+	cases := []struct {
+		name string
+		p    Parser
+		h    http.Header
+		want srl.Opt[time.Duration]
+	}{
+		{"old traefik", Parser{}, hdr("Retry-After: 0", "X-Retry-In: 105.849351ms"), d(105849351 * time.Nanosecond)},
+		{"zero ms, seconds", Parser{}, hdr("Retry-After-Ms: 0", "Retry-After: 5"), d(5 * time.Second)},
+		{"mapping zero, standard", Parser{Mapping: &Mapping{RetryAfter: "X-Wait"}}, hdr("X-Wait: 0", "Retry-After: 5"), d(5 * time.Second)},
+		{"all zero", Parser{}, hdr("Retry-After-Ms: 0", "Retry-After: 0", "X-Retry-In: 0s"), d(0)},
+		{"zero alone", Parser{}, hdr("Retry-After: 0"), d(0)},
+		{"first non-zero still wins", Parser{}, hdr("Retry-After: 2", "X-Retry-In: 105ms"), d(2 * time.Second)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.p.Parse(429, tc.h, t0)
+			assert.Equal(t, tc.want, got.RetryAfter)
+		})
+	}
+}
