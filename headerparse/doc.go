@@ -74,8 +74,11 @@
 //
 // The RateLimit fields of the drafts are Structured Fields (RFC 9651):
 // duplicate field lines are read as one list, as if joined with ", "; a
-// malformed field is ignored whole, as the drafts require; and they are
-// ignored on responses served from a cache (Age > 0). A family whose
+// malformed field is ignored whole, as the drafts require. On a response
+// served from a cache (Age > 0) every family's quotas are ignored, not
+// only the drafts' fields: it did not reach the server's limiter, and its
+// counts and resets are those of when it was generated; its status and
+// retry hints still count. A family whose
 // values overlap another's (express-rate-limit's legacy and draft headers,
 // Kong's per-window and RateLimit-* headers) is merged into one quota.
 //

@@ -56,6 +56,27 @@ func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, receiv
 	c.h, c.received, c.mapIdx = h, received, -1
 	c.dst, c.qs = o.Quotas[:0], o.Quotas[:0]
 	c.scan()
+	// A response served from a cache (Age > 0) did not reach the server's
+	// limiter, and its fields tell the state when it was generated: only
+	// its status and retry hints count (the drafts say so of theirs).
+	if c.fam&famAge == 0 || !c.cached() {
+		c.quotas(p)
+	} else if p != nil && p.Mapping != nil {
+		c.mapping(p.Mapping) // for its retry hint, and the names it takes
+		c.truncate(0)
+		c.mapIdx = -1
+	}
+	if c.fam&famRetry != 0 {
+		c.retry()
+	}
+	qs, limited := c.finish(status)
+	*o = srl.Observation{}
+	o.Status, o.Received, o.Quotas = status, received, qs
+	o.RetryAfter, o.Limited = c.retryAfter, limited
+}
+
+// quotas reads the quota families scan found, the Mapping's first.
+func (c *ctx) quotas(p *Parser) {
 	if p != nil && p.Mapping != nil {
 		c.mapping(p.Mapping)
 	}
@@ -74,7 +95,7 @@ func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, receiv
 	if c.fam&famXRateL != 0 {
 		c.xRateLimitDash()
 	}
-	if c.fam&(famIETF|famBeta) != 0 && !c.cached() {
+	if c.fam&(famIETF|famBeta) != 0 {
 		if c.fam&famIETF != 0 {
 			c.ietf(&ietfStd)
 		}
@@ -97,13 +118,6 @@ func (p *Parser) ParseInto(o *srl.Observation, status int, h http.Header, receiv
 	if c.fam&famAzure != 0 {
 		c.azure()
 	}
-	if c.fam&famRetry != 0 {
-		c.retry()
-	}
-	qs, limited := c.finish(status)
-	*o = srl.Observation{}
-	o.Status, o.Received, o.Quotas = status, received, qs
-	o.RetryAfter, o.Limited = c.retryAfter, limited
 }
 
 // Sources: the header family each quota came from.
@@ -512,12 +526,10 @@ func (c *ctx) touched(names ...string) bool {
 	return false
 }
 
-// cached reports a response served from a cache (Age > 0); the RateLimit
-// drafts say clients should then ignore the RateLimit fields.
+// cached reports a response served from a cache (Age > 0), whose quota
+// fields are stale: the RateLimit drafts say clients should ignore theirs,
+// and the same holds for every family.
 func (c *ctx) cached() bool {
-	if c.fam&famAge == 0 {
-		return false
-	}
 	n, ok := number(c.raw("Age"))
 	return ok && n > 0
 }
@@ -573,8 +585,20 @@ func (c *ctx) untilUnix(v float64) srl.Opt[time.Duration] {
 	return srl.Some(seconds(v - now))
 }
 
-// reset reads a reset value written in format f.
+// reset reads a reset value written in format f. A value that does not
+// read whole is read from its first list member, as limits and remaining
+// counts are: a proxy may join duplicate field lines with ", ".
 func (c *ctx) reset(v string, f ResetFormat) srl.Opt[time.Duration] {
+	r := c.resetValue(v, f)
+	if !r.Valid {
+		if i := listEnd(v); i < len(v) {
+			r = c.resetValue(v[:i], f)
+		}
+	}
+	return r
+}
+
+func (c *ctx) resetValue(v string, f ResetFormat) srl.Opt[time.Duration] {
 	v = trimOWS(v)
 	if v == "" || len(v) > maxValueLen {
 		return srl.Opt[time.Duration]{}

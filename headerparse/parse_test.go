@@ -832,3 +832,60 @@ func TestParseRetryAfterZeroFallsThrough(t *testing.T) {
 		})
 	}
 }
+
+// A response served from a cache (Age > 0) did not reach the server's
+// limiter, and its rate-limit fields tell the state when it was generated:
+// every quota family is ignored, as the IETF drafts require for theirs
+// (found by review: only the IETF fields were; a stale GitHub reset was
+// converted against Date and overstated by the Age, and a stale remaining
+// of 0 on a 403 blocked the host). Retry hints and the status still count.
+func TestParseCachedResponseIgnoresEveryQuota(t *testing.T) {
+	github := []string{date0, "X-RateLimit-Limit: 60", "X-RateLimit-Remaining: 0", "X-RateLimit-Reset: 1795694460", "X-RateLimit-Resource: core"}
+	for _, tc := range []struct {
+		name string
+		p    Parser
+		h    http.Header
+	}{
+		{"github", Parser{}, hdr(append([]string{"Age: 3600"}, github...)...)},
+		{"openai", Parser{}, hdr("Age: 5", "X-RateLimit-Limit-Requests: 60", "X-RateLimit-Remaining-Requests: 59", "X-RateLimit-Reset-Requests: 1s")},
+		{"anthropic", Parser{}, hdr("Age: 5", "Anthropic-RateLimit-Requests-Limit: 50", "Anthropic-RateLimit-Requests-Remaining: 49")},
+		{"shopify", Parser{}, hdr("Age: 5", "X-Shopify-Shop-Api-Call-Limit: 40/40")},
+		{"mapping", Parser{Mapping: &Mapping{Limit: "X-Quota", Remaining: "X-Quota-Left"}}, hdr("Age: 5", "X-Quota: 10", "X-Quota-Left: 0")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.p.Parse(403, tc.h, t0)
+			assert.Empty(t, got.Quotas)
+			assert.False(t, got.Limited, "a stale exhausted quota does not make a 403 rate limited")
+		})
+	}
+	// The status and the retry hints still count.
+	got := Parse(429, hdr(append([]string{"Age: 3600", "Retry-After: 5"}, github...)...), t0)
+	assert.Empty(t, got.Quotas)
+	assert.True(t, got.Limited)
+	assert.Equal(t, d(5*time.Second), got.RetryAfter)
+	got = (&Parser{Mapping: &Mapping{Limit: "X-Quota", RetryAfter: "X-Wait"}}).Parse(429, hdr("Age: 5", "X-Quota: 10", "X-Wait: 7"), t0)
+	assert.Empty(t, got.Quotas)
+	assert.Equal(t, d(7*time.Second), got.RetryAfter, "the Mapping's retry hint")
+	// Age 0 (or no valid Age) is fresh.
+	for _, age := range []string{"Age: 0", "Age: soon"} {
+		got = Parse(200, hdr(append([]string{age}, github...)...), t0)
+		assert.Len(t, got.Quotas, 1, age)
+	}
+}
+
+// A reset that a proxy joined from two field lines ("1795694460,
+// 1795694460") is read from its first member, as the limit and remaining
+// count are (found by review: the reset was lost).
+func TestParseJoinedResetReadsItsFirstMember(t *testing.T) {
+	got := Parse(200, hdr(date0, "X-RateLimit-Limit: 60, 60", "X-RateLimit-Remaining: 59, 59", "X-RateLimit-Reset: 1795694460, 1795694460"), t0)
+	require.Len(t, got.Quotas, 1)
+	q := got.Quotas[0]
+	assert.Equal(t, n(60), q.Limit)
+	assert.Equal(t, n(59), q.Remaining)
+	want := time.Unix(1795694460, 0).Sub(t0)
+	assert.Equal(t, d(want), q.ResetIn)
+	// An HTTP-date keeps its comma.
+	got = Parse(200, hdr(date0, "X-RateLimit-Limit: 60", "X-RateLimit-Reset: Thu, 26 Nov 2026 12:00:30 GMT"), t0)
+	require.Len(t, got.Quotas, 1)
+	assert.Equal(t, d(30*time.Second), got.Quotas[0].ResetIn)
+}
