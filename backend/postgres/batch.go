@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/smartratelimit/smartratelimit"
 )
 
@@ -128,13 +129,13 @@ func (bt *batcher) enqueue(ctx context.Context, r *acqReq) error {
 // acquire runs one acquire and returns its row: at once on the caller's
 // goroutine while a worker's share of the connections is free and nobody
 // queues, else through a batch. ctx is the caller's: it bounds the wait in
-// the queue; rt bounds the round trip when it runs at once (a batch's
-// round trip has its bound of its own, pipelineTimeout).
-func (bt *batcher) acquire(ctx, rt context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
+// the queue; the round trip has the backend's bound when it runs at once,
+// and a batch's has its own (pipelineTimeout).
+func (bt *batcher) acquire(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
 	if len(bt.queue) == 0 {
 		select {
 		case bt.sem <- struct{}{}:
-			o, err := bt.one(rt, key, a, maxWait)
+			o, err := bt.one(ctx, key, a, maxWait)
 			<-bt.sem
 			return o, err
 		default:
@@ -191,9 +192,11 @@ func (bt *batcher) work() {
 // one runs a single acquire on the caller's context.
 func (bt *batcher) one(ctx context.Context, key []byte, a *acquireArgs, maxWait int64) (acquireOut, error) {
 	b := bt.b
-	var o acquireOut
-	err := b.db.QueryRow(ctx, b.n.acquire, b.acquireParams(key, a, maxWait)...).Scan(pgtype.CompositeFields(o.fields()))
-	return o, err
+	return roundTrip(b, ctx, b.callTimeout, func(ctx context.Context, c *pgxpool.Conn) (acquireOut, error) {
+		var o acquireOut
+		err := c.QueryRow(ctx, b.n.acquire, b.acquireParams(key, a, maxWait)...).Scan(pgtype.CompositeFields(o.fields()))
+		return o, err
+	})
 }
 
 // drain answers the requests left when the backend closes: reqs, taken
@@ -257,28 +260,23 @@ func (bt *batcher) run(reqs []*acqReq) {
 // pipeline of acquire calls.
 func (bt *batcher) send(reqs []*acqReq) error {
 	b := bt.b
-	bound := b.pipelineTimeout(len(reqs))
-	ctx, cancel := context.WithTimeout(b.ctx, bound)
-	defer cancel()
-	err := bt.sendReqs(ctx, reqs)
-	if err != nil && errors.Is(err, context.DeadlineExceeded) && b.ctx.Err() == nil {
-		// The bound, not Close: the server did not answer.
-		return noAnswerError{after: bound}
-	}
+	_, err := roundTrip(b, b.ctx, b.pipelineTimeout(len(reqs)), func(ctx context.Context, c *pgxpool.Conn) (struct{}, error) {
+		return struct{}{}, bt.sendReqs(ctx, c, reqs)
+	})
 	return err
 }
 
-// sendReqs is send on ctx.
-func (bt *batcher) sendReqs(ctx context.Context, reqs []*acqReq) error {
+// sendReqs is send on ctx and c.
+func (bt *batcher) sendReqs(ctx context.Context, c *pgxpool.Conn, reqs []*acqReq) error {
 	b := bt.b
 	if len(reqs) > 1 && sameArgs(reqs) {
-		return bt.sendN(ctx, reqs)
+		return bt.sendN(ctx, c, reqs)
 	}
 	var batch pgx.Batch
 	for _, r := range reqs {
 		batch.Queue(b.n.acquire, b.acquireParams(r.key, r.a, r.maxWait)...)
 	}
-	br := b.db.SendBatch(ctx, &batch)
+	br := c.SendBatch(ctx, &batch)
 	for _, r := range reqs {
 		if err := br.QueryRow().Scan(pgtype.CompositeFields(r.out.fields())); err != nil {
 			_ = br.Close()
@@ -320,7 +318,7 @@ func sameArgs(reqs []*acqReq) bool {
 }
 
 // sendN runs reqs' acquires in one call of acquire_n.
-func (bt *batcher) sendN(ctx context.Context, reqs []*acqReq) error {
+func (bt *batcher) sendN(ctx context.Context, c *pgxpool.Conn, reqs []*acqReq) error {
 	b := bt.b
 	keys := make([][]byte, len(reqs))
 	waits := make([]int64, len(reqs))
@@ -328,7 +326,7 @@ func (bt *batcher) sendN(ctx context.Context, reqs []*acqReq) error {
 		keys[i], waits[i] = r.key, r.maxWait
 	}
 	a := reqs[0].a
-	rows, err := b.db.Query(ctx, b.n.acquireN, keys, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
+	rows, err := c.Query(ctx, b.n.acquireN, keys, a.names, a.dims, a.lims, a.wins, a.cdims, a.camts,
 		waits, b.relaxed, b.lockMS)
 	if err != nil {
 		return err

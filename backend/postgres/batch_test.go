@@ -148,7 +148,11 @@ func TestAcquireNSameAsAcquire(t *testing.T) {
 				reqs = append(reqs, &acqReq{key: []byte(keys[rng.IntN(len(keys))]), a: args, maxWait: mw})
 			}
 			slices.SortStableFunc(reqs, func(x, y *acqReq) int { return strings.Compare(string(x.key), string(y.key)) })
-			require.NoError(t, many.batch.sendN(ctx, reqs), "step %d", step)
+			c, err := many.db.Acquire(ctx)
+			require.NoError(t, err)
+			err = many.batch.sendN(ctx, c, reqs)
+			c.Release()
+			require.NoError(t, err, "step %d", step)
 			batches++
 			for i, r := range reqs {
 				var o acquireOut

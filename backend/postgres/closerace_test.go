@@ -27,7 +27,7 @@ func TestBatcherAcquireAfterCloseReturnsErrClosed(t *testing.T) {
 	a := &acquireArgs{names: []string{"per_second"}, dims: []string{"requests"}, lims: []float64{10}, wins: []int64{int64(time.Second)}}
 	for i := range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := b.batch.acquire(ctx, ctx, []byte("https://close.example:443"), a, 0)
+		_, err := b.batch.acquire(ctx, []byte("https://close.example:443"), a, 0)
 		cancel()
 		if !errors.Is(err, smartratelimit.ErrClosed) {
 			t.Fatalf("attempt %d: err = %v; want ErrClosed (DeadlineExceeded means it queued after Close and waited for its caller's deadline)", i, err)

@@ -54,7 +54,8 @@
 // connection or an unreachable server makes the backend fail open — that
 // includes a server that does not answer a round trip within the
 // statement timeout plus one second (a silent network or a hung server,
-// whose statement_timeout cannot fire; see [WithStatementTimeout]), and a
+// whose statement_timeout cannot fire; see [WithStatementTimeout]; the
+// wait for a connection of a busy pool is not part of it), and a
 // context that ends during [New] before the server answers: a
 // server that answers with an error (a lock_timeout or statement_timeout
 // on a contended key, a permission) and a context that ends during a call

@@ -286,7 +286,7 @@ func call[T any](b *Backend, ctx context.Context, db func(context.Context) (T, e
 
 func retry[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
 	for attempt := 0; ; attempt++ {
-		v, err := bounded(b, ctx, f)
+		v, err := f(ctx)
 		if err == nil || ctx.Err() != nil || errors.As(err, new(decisionError)) {
 			return v, err
 		}
@@ -318,10 +318,49 @@ func retry[T any](b *Backend, ctx context.Context, f func(context.Context) (T, e
 	}
 }
 
-// bounded runs f on ctx bounded by b.callTimeout. An error caused by that
-// bound (not by ctx) becomes a noAnswerError: the server did not answer.
-func bounded[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	return within(ctx, b.callTimeout, f)
+// roundTrip runs f on a connection of the pool, the round trip bounded by
+// d: an error caused by that bound (not by ctx) becomes a noAnswerError,
+// the server did not answer. Waiting for a connection is not part of the
+// round trip (see conn).
+func roundTrip[T any](b *Backend, ctx context.Context, d time.Duration, f func(context.Context, *pgxpool.Conn) (T, error)) (T, error) {
+	c, err := b.conn(ctx, d)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer c.Release()
+	return within(ctx, d, func(ctx context.Context) (T, error) { return f(ctx, c) })
+}
+
+// conn takes a connection of the pool. Making a new connection is bounded
+// by d, like a round trip: a server that does not answer it is silent. A
+// busy pool is not: while every connection is in use, the wait goes on
+// (they come back within their own bounds), up to acquireTimeout in all
+// and as long as ctx allows.
+func (b *Backend) conn(ctx context.Context, d time.Duration) (*pgxpool.Conn, error) {
+	start := time.Now()
+	for {
+		c, err := within(ctx, d, b.db.Acquire)
+		if err == nil || !errors.As(err, new(noAnswerError)) {
+			return c, err
+		}
+		if st := b.db.Stat(); st.AcquiredConns() < st.MaxConns() || time.Since(start) >= acquireTimeout(d) {
+			return nil, err
+		}
+	}
+}
+
+// acquireTimeout bounds the wait for a connection of a busy pool before a
+// round trip bounded by d.
+func acquireTimeout(d time.Duration) time.Duration { return max(silentTimeout, 4*d) }
+
+// exec runs a statement in one round trip (see roundTrip).
+func (b *Backend) exec(ctx context.Context, sql string, args ...any) error {
+	_, err := roundTrip(b, ctx, b.callTimeout, func(ctx context.Context, c *pgxpool.Conn) (struct{}, error) {
+		_, err := c.Exec(ctx, sql, args...)
+		return struct{}{}, err
+	})
+	return err
 }
 
 // within runs f on ctx bounded by d; an error caused by that bound (not
@@ -348,7 +387,7 @@ const migrateTimeout = 3 * time.Minute
 // place) within callTimeout, a migration within migrateTimeout. Past
 // them the server counts as unreachable.
 func (b *Backend) migrateBounded(ctx context.Context, pool *pgxpool.Pool) error {
-	v, err := bounded(b, ctx, func(ctx context.Context) (int, error) { return b.n.currentVersion(ctx, pool) })
+	v, err := within(ctx, b.callTimeout, func(ctx context.Context) (int, error) { return b.n.currentVersion(ctx, pool) })
 	if err != nil || v >= schemaVersion {
 		return err
 	}
@@ -477,14 +516,14 @@ func (b *Backend) Acquire(ctx context.Context, req smartratelimit.AcquireRequest
 	}
 	maxWait := max(req.MaxWait, 0)
 	key := []byte(req.Key)
-	return call(b, ctx, func(rt context.Context) (smartratelimit.Reservation, error) {
+	return call(b, ctx, func(ctx context.Context) (smartratelimit.Reservation, error) {
 		// The function's row comes as one composite value (SELECT f(...)):
 		// cheaper for the server than a FROM clause, which plans and
 		// materializes a function scan on every call. It comes through the
 		// batcher, which sends the acquires waiting for a connection
 		// together; the wait in its queue is bounded by the caller's ctx
-		// only, the round trip by rt (or the batch's own bound).
-		o, err := b.batch.acquire(ctx, rt, key, &a, int64(maxWait))
+		// only, the round trip by the backend's bound (or the batch's).
+		o, err := b.batch.acquire(ctx, key, &a, int64(maxWait))
 		if err != nil {
 			return zero, err
 		}
@@ -547,8 +586,7 @@ func (b *Backend) Cancel(ctx context.Context, key string, r smartratelimit.Reser
 	}
 	bkey := []byte(key)
 	_, err = call(b, ctx, func(ctx context.Context) (struct{}, error) {
-		_, err := b.db.Exec(ctx, b.n.cancel, bkey, int64(r.Seq), r.At, cdims, camts, b.relaxed, b.lockMS)
-		return struct{}{}, err
+		return struct{}{}, b.exec(ctx, b.n.cancel, bkey, int64(r.Seq), r.At, cdims, camts, b.relaxed, b.lockMS)
 	}, func(fb smartratelimit.Backend) (struct{}, error) {
 		if c, ok := fb.(smartratelimit.Canceler); ok {
 			return struct{}{}, c.Cancel(ctx, key, r, costs)
@@ -641,9 +679,8 @@ func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Upda
 	sentAgo := int64(max(u.SentAgo, 0))
 	bkey := []byte(key)
 	_, err := call(b, ctx, func(ctx context.Context) (struct{}, error) {
-		_, err := b.db.Exec(ctx, b.n.observe, bkey, names, dims, lims, wins, rems, hasRem, resets, hasRs,
+		return struct{}{}, b.exec(ctx, b.n.observe, bkey, names, dims, lims, wins, rems, hasRem, resets, hasRs,
 			block, sent, sentAgo, b.relaxed, b.lockMS)
-		return struct{}{}, err
 	}, func(fb smartratelimit.Backend) (struct{}, error) {
 		return struct{}{}, fb.Observe(ctx, key, u)
 	})
@@ -662,8 +699,10 @@ func (b *Backend) Status(ctx context.Context, key string) (smartratelimit.Status
 			wins, starts, bits          []int64
 			seq, blocked, lastUsed, now int64
 		)
-		err := b.db.QueryRow(ctx, b.n.status, bkey).
-			Scan(&src, &names, &dims, &lims, &wins, &starts, &used, &prev, &bits, &seq, &blocked, &lastUsed, &now)
+		_, err := roundTrip(b, ctx, b.callTimeout, func(ctx context.Context, c *pgxpool.Conn) (struct{}, error) {
+			return struct{}{}, c.QueryRow(ctx, b.n.status, bkey).
+				Scan(&src, &names, &dims, &lims, &wins, &starts, &used, &prev, &bits, &seq, &blocked, &lastUsed, &now)
+		})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return smartratelimit.Status{}, decisionError{fmt.Errorf("%w: %q", smartratelimit.ErrUnknownKey, key)}
 		}
@@ -707,20 +746,22 @@ func source(s int16) smartratelimit.Source {
 // Keys implements smartratelimit.Backend: keys in byte-wise order.
 func (b *Backend) Keys(ctx context.Context) ([]string, error) {
 	return call(b, ctx, func(ctx context.Context) ([]string, error) {
-		rows, err := b.db.Query(ctx, b.n.keys)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		keys := []string{}
-		for rows.Next() {
-			var k []byte
-			if err := rows.Scan(&k); err != nil {
+		return roundTrip(b, ctx, b.callTimeout, func(ctx context.Context, c *pgxpool.Conn) ([]string, error) {
+			rows, err := c.Query(ctx, b.n.keys)
+			if err != nil {
 				return nil, err
 			}
-			keys = append(keys, string(k))
-		}
-		return keys, rows.Err()
+			defer rows.Close()
+			keys := []string{}
+			for rows.Next() {
+				var k []byte
+				if err := rows.Scan(&k); err != nil {
+					return nil, err
+				}
+				keys = append(keys, string(k))
+			}
+			return keys, rows.Err()
+		})
 	}, func(fb smartratelimit.Backend) ([]string, error) {
 		return fb.Keys(ctx)
 	})
@@ -739,8 +780,7 @@ func (b *Backend) SetLimits(ctx context.Context, key string, limits []smartratel
 	}
 	bkey := []byte(key)
 	return b.mirror(ctx, func(ctx context.Context) error {
-		_, err := b.db.Exec(ctx, b.n.setLimits, bkey, names, dims, lims, wins, b.relaxed, b.lockMS)
-		return err
+		return b.exec(ctx, b.n.setLimits, bkey, names, dims, lims, wins, b.relaxed, b.lockMS)
 	}, func(fb smartratelimit.Backend) error { return fb.SetLimits(ctx, key, limits) })
 }
 
@@ -748,16 +788,14 @@ func (b *Backend) SetLimits(ctx context.Context, key string, limits []smartratel
 func (b *Backend) Clear(ctx context.Context, key string) error {
 	bkey := []byte(key)
 	return b.mirror(ctx, func(ctx context.Context) error {
-		_, err := b.db.Exec(ctx, b.n.clear, bkey)
-		return err
+		return b.exec(ctx, b.n.clear, bkey)
 	}, func(fb smartratelimit.Backend) error { return fb.Clear(ctx, key) })
 }
 
 // ClearAll implements smartratelimit.Backend (and clears the fallback).
 func (b *Backend) ClearAll(ctx context.Context) error {
 	return b.mirror(ctx, func(ctx context.Context) error {
-		_, err := b.db.Exec(ctx, b.n.clearAll)
-		return err
+		return b.exec(ctx, b.n.clearAll)
 	}, func(fb smartratelimit.Backend) error { return fb.ClearAll(ctx) })
 }
 
