@@ -63,7 +63,8 @@ type AcquireRequest struct {
 	// Costs are what the request consumes per dimension. A limit counting
 	// requests costs 1 unless Costs names DimRequests. A limit of any other
 	// dimension costs the amount named here, or nothing when absent (the
-	// request then only waits while that limit is exhausted).
+	// request then only waits while that limit is exhausted). An amount
+	// that is negative, NaN or infinite is an error wrapping ErrInvalidLimit.
 	Costs []Cost
 	// MaxWait is the longest acceptable wait; a slot further away reserves
 	// nothing. Zero means the request must be able to go now (fail fast);

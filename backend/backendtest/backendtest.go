@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -60,6 +61,7 @@ var cases = []struct {
 	{"stale report of an earlier window is ignored", testStaleIgnored},
 	{"block stops every caller of the key", testBlock},
 	{"token cost against a token quota", testTokenCost},
+	{"a cost that is not a non-negative number is refused", testInvalidCosts},
 	{"override limits", testOverride},
 	{"keys clear and status", testKeysClearStatus},
 	{"hostile keys", testHostileKeys},
@@ -344,6 +346,34 @@ func testTokenCost(t *testing.T, b srl.Backend, key string) {
 	assert.True(t, r.OK)
 	_, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Costs: []srl.Cost{{Dimension: srl.DimTokens, Amount: 2000}}, MaxWait: srl.Forever})
 	assert.ErrorIs(t, err, srl.ErrCostExceedsLimit)
+}
+
+// testInvalidCosts: a negative, NaN or infinite cost is an error wrapping
+// ErrInvalidLimit that reserves nothing; a negative cost must not give
+// units back (it let 500 tokens through a 100-token window).
+func testInvalidCosts(t *testing.T, b srl.Backend, key string) {
+	toks := srl.Limit{Name: "tokens", Dimension: srl.DimTokens, Limit: 100, Window: time.Hour}
+	defs := []srl.Limit{srl.Every(100, time.Hour), toks}
+	cost := func(d srl.Dimension, n float64) []srl.Cost { return []srl.Cost{{Dimension: d, Amount: n}} }
+	r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: defs, Costs: cost(srl.DimTokens, 60)})
+	require.NoError(t, err)
+	require.True(t, r.OK)
+	c, canCancel := b.(srl.Canceler)
+	for _, bad := range []float64{-60, math.NaN(), math.Inf(1), math.Inf(-1)} {
+		for _, d := range []srl.Dimension{srl.DimTokens, srl.DimRequests, "unused"} {
+			_, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: defs, Costs: cost(d, bad), MaxWait: srl.Forever})
+			assert.ErrorIs(t, err, srl.ErrInvalidLimit, "cost %v of %s", bad, d)
+			if canCancel {
+				assert.ErrorIs(t, c.Cancel(bg, key, r, cost(d, bad)), srl.ErrInvalidLimit, "cancel: cost %v of %s", bad, d)
+			}
+		}
+	}
+	st, err := b.Status(bg, key)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), st.Seq, "nothing reserved")
+	r, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: defs, Costs: cost(srl.DimTokens, 60)})
+	require.NoError(t, err)
+	assert.False(t, r.OK, "40 tokens left: no cost gave any back")
 }
 
 func testOverride(t *testing.T, b srl.Backend, key string) {

@@ -274,6 +274,9 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	if err := ctx.Err(); err != nil {
 		return srl.Reservation{}, err
 	}
+	if err := validCosts(req.Costs); err != nil {
+		return srl.Reservation{}, err
+	}
 	ds, err := b.internDefaults(req.Defaults)
 	if err != nil {
 		return srl.Reservation{}, err
@@ -326,6 +329,18 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	return res, nil
 }
 
+// validCosts checks that every cost is a non-negative number, as the
+// PostgreSQL backend does: a negative cost would give units back.
+func validCosts(costs []srl.Cost) error {
+	for i := range costs {
+		if a := costs[i].Amount; !(a >= 0) || math.IsInf(a, 1) {
+			return fmt.Errorf("%w: cost %v of %s must be a non-negative number",
+				srl.ErrInvalidLimit, a, costs[i].Dimension.OrRequests())
+		}
+	}
+	return nil
+}
+
 var _ srl.Canceler = (*Backend)(nil)
 
 // Cancel implements [srl.Canceler]. A reservation is taken back only while
@@ -336,6 +351,9 @@ var _ srl.Canceler = (*Backend)(nil)
 func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, costs []srl.Cost) error {
 	if b.closed.Load() {
 		return srl.ErrClosed
+	}
+	if err := validCosts(costs); err != nil {
+		return err
 	}
 	if !r.OK || r.At == 0 {
 		return nil
