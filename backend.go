@@ -144,7 +144,8 @@ type Update struct {
 	// reset, which only shows the full window right after a reset).
 	Quotas []QuotaUpdate
 	// BlockFor, when positive, blocks the key for every caller until that
-	// long from now (429, 503 with Retry-After, 403 with nothing remaining).
+	// long from now, at most MaxWindow (429, 503 with Retry-After, 403 with
+	// nothing remaining).
 	// After the block, traffic resumes paced from the block's end.
 	BlockFor time.Duration
 	// SentSeq is the Reservation.Seq of the request this response answers;

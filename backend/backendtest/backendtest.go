@@ -62,6 +62,7 @@ var cases = []struct {
 	{"block stops every caller of the key", testBlock},
 	{"token cost against a token quota", testTokenCost},
 	{"a cost that is not a non-negative number is refused", testInvalidCosts},
+	{"absurd report values neither wrap around nor block for ever", testAbsurdReports},
 	{"override limits", testOverride},
 	{"keys clear and status", testKeysClearStatus},
 	{"hostile keys", testHostileKeys},
@@ -374,6 +375,43 @@ func testInvalidCosts(t *testing.T, b srl.Backend, key string) {
 	r, err = b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: defs, Costs: cost(srl.DimTokens, 60)})
 	require.NoError(t, err)
 	assert.False(t, r.OK, "40 tokens left: no cost gave any back")
+}
+
+// testAbsurdReports: an update a parser would never produce (a block or a
+// reset beyond what a Duration holds, an infinite remaining) is bounded,
+// never wrapped around: a block lasts at most MaxWindow and is never lost,
+// an infinite or NaN remaining is unknown, a reset is at most MaxWindow
+// away (in the past: that window is over).
+func testAbsurdReports(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Limit{Name: "q", Limit: 10, Window: time.Minute}
+	for _, d := range []time.Duration{math.MaxInt64, math.MaxInt64 - time.Second} {
+		k := fmt.Sprintf("%s/block-%d", key, d)
+		start := time.Now()
+		observe(t, b, k, srl.Update{BlockFor: d})
+		st, err := b.Status(bg, k)
+		require.NoError(t, err)
+		assert.False(t, st.BlockedUntil.Before(start.Add(srl.MaxWindow-slack)), "a block of %v lasts MaxWindow: until %v", d, st.BlockedUntil)
+		assert.False(t, st.BlockedUntil.After(time.Now().Add(srl.MaxWindow+slack)), "a block of %v lasts MaxWindow: until %v", d, st.BlockedUntil)
+	}
+	for i, rem := range []float64{math.Inf(-1), math.Inf(1), math.NaN()} {
+		k := fmt.Sprintf("%s/remaining-%d", key, i)
+		observe(t, b, k, srl.Update{Quotas: []srl.QuotaUpdate{{Limit: lim, Remaining: rem, HasRemaining: true, ResetIn: 30 * time.Second, HasReset: true}}})
+		assert.True(t, acquire(t, b, k, 0).OK, "remaining %v is unknown", rem)
+	}
+	for i, sentAgo := range []time.Duration{0, time.Millisecond} {
+		k := fmt.Sprintf("%s/reset-past-%d", key, i)
+		observe(t, b, k, srl.Update{Quotas: []srl.QuotaUpdate{{Limit: lim, Remaining: 0, HasRemaining: true, ResetIn: math.MinInt64, HasReset: true}}, SentAgo: sentAgo})
+		assert.True(t, acquire(t, b, k, 0).OK, "a window that ended long ago limits nothing")
+		k = fmt.Sprintf("%s/reset-future-%d", key, i)
+		observe(t, b, k, srl.Update{Quotas: []srl.QuotaUpdate{{Limit: lim, Remaining: 5, HasRemaining: true, ResetIn: math.MaxInt64, HasReset: true}}, SentAgo: sentAgo})
+		r := acquire(t, b, k, srl.Forever)
+		require.True(t, r.OK)
+		assert.LessOrEqual(t, r.Wait, srl.MaxWindow+span(lim)+slack, "a reset is at most MaxWindow away")
+		st, err := b.Status(bg, k)
+		require.NoError(t, err)
+		require.Len(t, st.Limits, 1)
+		assert.False(t, st.Limits[0].ResetAt.Before(time.Now().Add(-slack)), "reset at %v", st.Limits[0].ResetAt)
+	}
 }
 
 func testOverride(t *testing.T, b srl.Backend, key string) {

@@ -437,6 +437,10 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		if q.Limit.Validate() != nil {
 			continue
 		}
+		if q.HasReset && (q.ResetIn > srl.MaxWindow || q.ResetIn < -srl.MaxWindow) ||
+			q.HasRemaining && (math.IsNaN(q.Remaining) || math.IsInf(q.Remaining, 0)) {
+			q = boundQuota(q)
+		}
 		if shift > 0 && q.HasReset {
 			q = shiftReset(q, time.Duration(shift))
 		}
@@ -464,8 +468,8 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		}
 		ls.w.Reconcile(ls.Limit.Limit, ls.Span(), now, q, g, sentAt)
 	}
-	if u.BlockFor > 0 && int64(u.BlockFor) > shift {
-		until := now - shift + int64(u.BlockFor)
+	if block := min(u.BlockFor, srl.MaxWindow); block > 0 && int64(block) > shift {
+		until := now - shift + int64(block)
 		if st.x == nil {
 			st.x = &learned{}
 		}
@@ -486,6 +490,19 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		}
 	}
 	return nil
+}
+
+// boundQuota returns a copy of q (the caller's storage is not written)
+// whose values the arithmetic can hold, as the PostgreSQL backend reads
+// them: a reset at most MaxWindow away, a remaining count that is not a
+// number (NaN, infinite) unknown. Such values never come from the parser.
+func boundQuota(q *srl.QuotaUpdate) *srl.QuotaUpdate {
+	s := *q
+	s.ResetIn = min(max(s.ResetIn, -srl.MaxWindow), srl.MaxWindow)
+	if math.IsNaN(s.Remaining) || math.IsInf(s.Remaining, 0) {
+		s.HasRemaining, s.Remaining = false, 0
+	}
+	return &s
 }
 
 // shiftReset returns a copy of q (the caller's storage is not written)
