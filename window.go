@@ -294,6 +294,10 @@ func (w *Window) shift(k, window int64) {
 	w.Start += k * window
 }
 
+// maxStart bounds where carry moves a window's start: far enough to hold
+// every sane carry, with room to spare for the arithmetic after it.
+const maxStart = math.MaxInt64 / 4
+
 // carry moves units beyond limit into the following windows, which then
 // count as full: a server's report or a lowered limit may leave more units
 // granted than a window holds.
@@ -304,6 +308,13 @@ func (w *Window) carry(limit float64, window int64) {
 	k := math.Ceil((w.Used - limit) / limit)
 	if k > 1<<20 {
 		k = 1 << 20
+	}
+	// Nor so far that the window's start leaves the time line (a long
+	// window and an absurd count wrapped it around, freeing the key).
+	if m := float64((maxStart - w.Start) / window); k > m {
+		if k = m; k < 1 {
+			return // stays overfull: full
+		}
 	}
 	// The units granted stay where they were (the tail); the excess
 	// counted in the new window is on top of them.

@@ -602,3 +602,24 @@ func TestUnalignedWindowTimelines(t *testing.T) {
 		assert.False(t, w.Idle(limit, window, 205))
 	})
 }
+
+// TestWindowCarryStaysOnTheTimeLine: a report of a count far beyond the
+// limit (only a caller of the Backend API can send one) carries into later
+// windows without wrapping their start around the int64 time line, which
+// left a long window free instead of full: the key stays limited.
+func TestWindowCarryStaysOnTheTimeLine(t *testing.T) {
+	for _, l := range []Limit{Every(10, time.Hour), Every(10, 3*time.Hour), Every(10, 24*time.Hour), Every(10, MaxWindow)} {
+		for _, remaining := range []float64{-1e7, -1e300} {
+			span := l.Span()
+			now := 5 * sec
+			w := Window{Start: now}
+			u := &QuotaUpdate{Limit: l, Remaining: remaining, HasRemaining: true}
+			w.Reconcile(l.Limit, span, now, u, 0, 0)
+			assert.Greater(t, w.Start, now, "%v, remaining %g: the key waits (%+v)", l, remaining, w)
+			assert.Greater(t, w.Earliest(l.Limit, span, now, now, 1), now, "%v, remaining %g", l, remaining)
+			rem, reserved, _ := w.State(l.Limit, span, now)
+			assert.Zero(t, rem)
+			assert.Positive(t, reserved)
+		}
+	}
+}
