@@ -63,6 +63,7 @@ var cases = []struct {
 	{"token cost against a token quota", testTokenCost},
 	{"a cost that is not a non-negative number is refused", testInvalidCosts},
 	{"absurd report values neither wrap around nor block for ever", testAbsurdReports},
+	{"a negative max wait is fail fast", testNegativeMaxWait},
 	{"override limits", testOverride},
 	{"keys clear and status", testKeysClearStatus},
 	{"hostile keys", testHostileKeys},
@@ -412,6 +413,18 @@ func testAbsurdReports(t *testing.T, b srl.Backend, key string) {
 		require.Len(t, st.Limits, 1)
 		assert.False(t, st.Limits[0].ResetAt.Before(time.Now().Add(-slack)), "reset at %v", st.Limits[0].ResetAt)
 	}
+}
+
+// testNegativeMaxWait: a negative MaxWait means no wait, as zero does: a
+// request that can go at once goes.
+func testNegativeMaxWait(t *testing.T, b srl.Backend, key string) {
+	lim := srl.Every(1, time.Hour)
+	r := acquire(t, b, key, -time.Second, lim)
+	assert.True(t, r.OK, "the slot is free: %+v", r)
+	assert.Zero(t, r.Wait)
+	r = acquire(t, b, key, -time.Second, lim)
+	assert.False(t, r.OK)
+	near(t, span(lim), r.Wait, "refused wait")
 }
 
 func testOverride(t *testing.T, b srl.Backend, key string) {

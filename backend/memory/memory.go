@@ -314,7 +314,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	} else if blocked := st.blocked(); blocked > now && at == blocked {
 		res.Blocked = true
 	}
-	if res.Wait > req.MaxWait {
+	if res.Wait > max(req.MaxWait, 0) { // a negative max wait is fail fast
 		return res, nil
 	}
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
