@@ -4,7 +4,8 @@
 //
 // Keys are spread over 64 shards, each guarded by its own mutex, so
 // goroutines working on different hosts rarely contend. Acquiring a key that
-// already exists allocates nothing. Keys idle for longer than the idle TTL
+// already exists allocates nothing (but for the first waiter of a key, which
+// makes the records Cancel uses, reused after it). Keys idle for longer than the idle TTL
 // (and neither blocked nor holding future reservations) are evicted by a
 // background janitor, so a crawler that touches millions of hosts keeps
 // bounded memory. Close stops the janitor.
@@ -63,11 +64,12 @@ type shard struct {
 // extra allocation beyond the map entry, this struct and its windows; the
 // struct is kept at 48 bytes (a million keys should stay within 256 bytes
 // each): the windows of the defaults are held by a pointer to the first,
-// their number being that of defs, and the rare block lives in x.
+// their number being that of defs, and the rare block (or records of
+// waiters, for Cancel) lives in x.
 type keyState struct {
 	defs     *defaultSet // the default limits last requested (interned)
 	def0     *srl.Window // the first of one window per default limit, in defs' order
-	x        *learned    // limits learned from headers and overrides, blocks; usually nil
+	x        *learned    // limits learned from headers and overrides, blocks, waiters' records; usually nil
 	seq      uint64
 	lastSlot int64 // the latest slot handed out
 	lastUsed int64
@@ -97,6 +99,28 @@ type learned struct {
 	headers  []limitState
 	override []limitState
 	blocked  int64 // blocked until (0: never blocked)
+	undo     *undo // how to take back the grants still to come; nil until a waiter
+}
+
+// undo keeps, for every grant of a key that had to wait and whose slot is
+// still to come (oldest first), the key's windows as they were before it,
+// so that Cancel puts them back: Window.Untake alone cannot, since a grant
+// paced behind another limit, a block or the units of the window before
+// counts the slots of its window before it as spent and may carry into the
+// next window, and the key's latest slot before it is not in the windows.
+// Each caller that gave up then pushed the next one later, and waiters
+// giving up newest first were not all taken back. A key's undo is made by
+// its first waiter and reused; it holds what its sleeping waiters reserved.
+type undo struct {
+	n       int          // windows per grant
+	head    int          // grants before head have had their slot
+	grants  []undoGrant  // from head on: the grants still to come, oldest first
+	windows []srl.Window // n per grant, in grants' order
+}
+
+type undoGrant struct {
+	seq               uint64 // the grant's Seq
+	now, at, lastSlot int64  // its Acquire's instant, its slot, the key's latest slot before it
 }
 
 type limitState struct {
@@ -317,6 +341,9 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	if res.Wait > max(req.MaxWait, 0) { // a negative max wait is fail fast
 		return res, nil
 	}
+	if at > now {
+		st.keepUndo(now, at)
+	}
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
 		w.Take(l.Limit, l.Span(), now, at, srl.CostOf(l, req.Costs))
 		return true
@@ -341,13 +368,102 @@ func validCosts(costs []srl.Cost) error {
 	return nil
 }
 
+// keepUndo saves the key's windows before the grant at slot at that
+// Acquire at instant now is about to make for a waiter.
+func (st *keyState) keepUndo(now, at int64) {
+	if st.x == nil {
+		st.x = &learned{}
+	}
+	if st.x.undo == nil {
+		st.x.undo = &undo{}
+	}
+	u := st.x.undo
+	n := 0
+	st.active(func(*srl.Limit, *srl.Window, srl.Source) bool { n++; return true })
+	k := len(u.grants)
+	if k == u.head || u.n != n || u.grants[k-1].seq != st.seq {
+		// Nothing to come, other limits, or a grant without a record since
+		// (one that did not wait, or given back without one): start over.
+		k, u.head, u.n = 0, 0, n
+	}
+	for u.head < k && u.grants[u.head].at <= now {
+		u.head++ // its slot has come
+	}
+	if u.head == k {
+		k, u.head = 0, 0
+	} else if u.head > k/2 {
+		copy(u.grants, u.grants[u.head:k])
+		copy(u.windows, u.windows[u.head*n:k*n])
+		k, u.head = k-u.head, 0
+	}
+	u.grants = append(u.grants[:k], undoGrant{seq: st.seq + 1, now: now, at: at, lastSlot: st.lastSlot})
+	u.windows = u.windows[:k*n]
+	st.active(func(_ *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		u.windows = append(u.windows, *w)
+		return true
+	})
+}
+
+// undone takes back r, the key's latest grant, by putting back the windows
+// saved before it, when nothing changed them since (each is what Take made
+// of its saved state: an update or other limits since fall back to
+// Untake), and reports whether it did.
+func (st *keyState) undone(r srl.Reservation, costs []srl.Cost) bool {
+	if st.x == nil || st.x.undo == nil {
+		return false
+	}
+	u := st.x.undo
+	k := len(u.grants)
+	if k == u.head || u.grants[k-1].seq != r.Seq || u.grants[k-1].at != r.At {
+		u.grants, u.head = u.grants[:0], 0
+		return false
+	}
+	g, saved := u.grants[k-1], u.windows[(k-1)*u.n:k*u.n]
+	i, same := 0, true
+	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		if i == len(saved) {
+			same = false
+			return false
+		}
+		taken := saved[i]
+		taken.Take(l.Limit, l.Span(), g.now, g.at, srl.CostOf(l, costs))
+		same = sameWindow(&taken, w)
+		i++
+		return same
+	})
+	if !same || i != len(saved) {
+		u.grants, u.head = u.grants[:0], 0
+		return false
+	}
+	i = 0
+	st.active(func(_ *srl.Limit, w *srl.Window, _ srl.Source) bool {
+		*w = saved[i]
+		i++
+		return true
+	})
+	st.lastSlot = g.lastSlot
+	u.grants, u.windows = u.grants[:k-1], u.windows[:(k-1)*u.n]
+	return true
+}
+
+// sameWindow reports whether a and b are the same state, bit for bit
+// (an aligned window's Prev is NaN).
+func sameWindow(a, b *srl.Window) bool {
+	return a.Start == b.Start && math.Float64bits(a.Used) == math.Float64bits(b.Used) &&
+		math.Float64bits(a.Prev) == math.Float64bits(b.Prev) && a.Late == b.Late && a.Last == b.Last &&
+		a.PrevLate == b.PrevLate && a.PrevLast == b.PrevLast
+}
+
 var _ srl.Canceler = (*Backend)(nil)
 
 // Cancel implements [srl.Canceler]. A reservation is taken back only while
 // it is the key's latest grant (no grant since): its units leave the
 // windows and the FIFO position goes back to the slot before it, so the
 // next caller gets the slot it had. Waiters that give up newest first are
-// all taken back; an older reservation stays spent, which is safe.
+// all taken back; an older reservation stays spent, which is safe. The
+// windows of a waiter's grant are put back as they were before it, exactly,
+// unless an update changed them since: then its units are taken out
+// (Window.Untake), which may leave the slots before it spent.
 func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, costs []srl.Cost) error {
 	if b.closed.Load() {
 		return srl.ErrClosed
@@ -363,6 +479,10 @@ func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, cos
 	defer sh.mu.Unlock()
 	st := sh.keys[key]
 	if st == nil || st.seq != r.Seq || st.lastSlot != r.At {
+		return nil
+	}
+	if st.undone(r, costs) {
+		st.seq--
 		return nil
 	}
 	now := b.now()

@@ -817,3 +817,79 @@ func TestObserveAtRollsAPassedWindowForward(t *testing.T) {
 	assert.Equal(t, 200*time.Millisecond, u.Quotas[0].ResetIn, "the caller's update is not written")
 	assert.True(t, u.Quotas[0].HasRemaining, "the caller's update is not written")
 }
+
+// TestCancelGivesTheSlotBack: a waiter that gives up while it is the
+// latest grant gives its slot back, so the next caller gets that slot,
+// however many times callers come and give up, and waiters giving up
+// newest first are all taken back; also when another limit
+// decided the slot (a grant paced behind another limit counts the slots
+// before it as spent and may carry into the next window: taking back only
+// its units left those behind, and each caller that gave up pushed the
+// queue a window further: 100 of them, half an hour under 1/s and 100/h).
+func TestCancelGivesTheSlotBack(t *testing.T) {
+	for _, defs := range [][]srl.Limit{
+		{srl.PerSecond(1), srl.PerHour(100)},
+		{srl.Every(1, time.Second), srl.Every(2, 3*time.Second)},
+		{srl.PerSecond(10), srl.PerMinute(300), srl.PerHour(10_000)},
+		{srl.Every(3, time.Second)},
+	} {
+		for _, booked := range []int{3, 40, 305} {
+			b, fc := newFake(t)
+			const key = "https://cancel-back.example:443"
+			for range booked {
+				acquire(t, b, key, srl.Forever, defs...)
+			}
+			fc.Advance(time.Duration(defs[0].Span()) / 3)
+			first := acquire(t, b, key, srl.Forever, defs...)
+			require.NoError(t, b.Cancel(bg, key, first, nil))
+			for i := range 100 {
+				r := acquire(t, b, key, srl.Forever, defs...)
+				require.Equal(t, first.At, r.At, "%v after %d: caller %d gets the slot given back", defs, booked, i)
+				require.Equal(t, first.Seq, r.Seq)
+				require.NoError(t, b.Cancel(bg, key, r, nil))
+			}
+			assert.Equal(t, uint64(booked), status(t, b, key).Seq)
+
+			// Ten waiters give up newest first: every one is taken back (the
+			// key's latest slot went back to a guess, which the one before
+			// did not match), and the next caller gets the first one's slot.
+			var rs []srl.Reservation
+			for range 10 {
+				rs = append(rs, acquire(t, b, key, srl.Forever, defs...))
+			}
+			require.Equal(t, first.At, rs[0].At)
+			for i := 9; i >= 0; i-- {
+				require.NoError(t, b.Cancel(bg, key, rs[i], nil))
+				require.Equal(t, uint64(booked+i), status(t, b, key).Seq, "%v after %d: waiter %d is taken back", defs, booked, i)
+			}
+			assert.Equal(t, first.At, acquire(t, b, key, srl.Forever, defs...).At, "%v after %d", defs, booked)
+		}
+	}
+}
+
+// TestWaitersAllocateNothing: once a key's first waiter has made the
+// records Cancel uses, acquiring a paced slot and giving one back allocate
+// nothing.
+func TestWaitersAllocateNothing(t *testing.T) {
+	b, fc := newFake(t)
+	const key = "https://waiters-alloc.example:443"
+	defs := []srl.Limit{srl.PerSecond(10), srl.PerMinute(300), srl.PerHour(10_000)}
+	req := srl.AcquireRequest{Key: key, Defaults: defs, MaxWait: srl.Forever}
+	for range 400 { // the minute binds: every grant waits
+		_, err := b.Acquire(bg, req)
+		require.NoError(t, err)
+	}
+	step := time.Duration(defs[1].Span()) / 300
+	n := testing.AllocsPerRun(500, func() {
+		r, err := b.Acquire(bg, req)
+		if err != nil || !r.OK || r.Wait <= 0 {
+			t.Fatal(r, err)
+		}
+		r2, _ := b.Acquire(bg, req)
+		if err := b.Cancel(bg, key, r2, nil); err != nil {
+			t.Fatal(err)
+		}
+		fc.Advance(step) // a slot comes as one is taken: the queue keeps its length
+	})
+	assert.Zero(t, n)
+}
