@@ -586,7 +586,20 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		if ls.Dimension.OrRequests() == srl.DimRequests {
 			g = since
 		}
-		ls.w.Reconcile(ls.Limit.Limit, ls.Span(), now, q, g, sentAt)
+		span := ls.Span()
+		before := ls.w
+		ls.w.Reconcile(ls.Limit.Limit, span, now, q, g, sentAt)
+		if st.lastSlot > now && st.lastSlot >= ls.w.Start+span && q.HasReset {
+			// Aligned with a server window that ends before a slot already
+			// handed out: the units of the slots after its end would count
+			// in no window, and the next one would take the limit on top of
+			// them. The report lowers the count of the current window,
+			// which keeps its phase until those slots have come.
+			ls.w = before
+			r := *q
+			r.HasReset = false
+			ls.w.Reconcile(ls.Limit.Limit, span, now, &r, g, sentAt)
+		}
 	}
 	if block := min(u.BlockFor, srl.MaxWindow); block > 0 && int64(block) > shift {
 		until := now - shift + int64(block)
@@ -652,10 +665,11 @@ func (st *keyState) inherit(q *srl.QuotaUpdate, now int64, defaultsActive bool) 
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
 				w := st.def()[i]
-				if q.HasReset && w.Start <= now {
+				if q.HasReset && w.Start <= now && st.lastSlot < now+int64(q.ResetIn) {
 					// The current window keeps its count but ends when the
-					// server's does: aligned. (A future one, holding slots
-					// booked under the defaults, keeps its phase.)
+					// server's does: aligned. (A future one, or one holding
+					// slots booked under the defaults after the server's
+					// end, keeps its phase: their units would leave it.)
 					w = srl.Window{Start: now + int64(q.ResetIn) - q.Span(), Used: w.Used, Prev: math.NaN()}
 				}
 				return w

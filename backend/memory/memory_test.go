@@ -893,3 +893,39 @@ func TestWaitersAllocateNothing(t *testing.T) {
 	})
 	assert.Zero(t, n)
 }
+
+// TestRealignKeepsReservedSlots: a report whose window ends before slots
+// already handed out does not move the local window's end before them
+// (neither the first report of a limit, which takes over the defaults'
+// window, nor a later one): their units would count in no window, and the
+// window after would take the limit on top of them. (The server's window
+// after its end held 4 of 3: the slot reserved at 1h40m and 3 new.)
+func TestRealignKeepsReservedSlots(t *testing.T) {
+	for _, learnedBefore := range []bool{false, true} {
+		b, fc := newFake(t)
+		const key = "https://realign.example:443"
+		lim := srl.PerHour(3)
+		server := srl.Limit{Name: "q", Limit: 3, Window: time.Hour}
+		report := func(remaining float64, resetIn time.Duration, seq uint64) {
+			t.Helper()
+			require.NoError(t, b.Observe(bg, key, srl.Update{SentSeq: seq, SentAgo: time.Millisecond,
+				Quotas: []srl.QuotaUpdate{{Limit: server, Remaining: remaining, HasRemaining: true, ResetIn: resetIn, HasReset: true}}}))
+		}
+		// Three at t0, three paced in the defaults' next window [span, 2span).
+		grants := grantsAt(t, b, fc, key, 6, lim)
+		span := time.Duration(lim.Span())
+		require.Equal(t, t0.Add(span+2*span/3), grants[5])
+		if learnedBefore {
+			// The first reports come at t0, while that window is to come.
+			report(2, 1321*time.Second+span, 1)
+		}
+		// At the first paced slot, the server says its window ends in 22
+		// minutes: before the two slots reserved after it.
+		fc.Set(grants[3])
+		end := fc.Now().Add(1321 * time.Second)
+		report(2, 1321*time.Second, 4)
+		fc.Set(end.Add(time.Minute))
+		grants = append(grants, grantsAt(t, b, fc, key, 3, lim)...)
+		assert.LessOrEqual(t, backendtest.MostIn(grants, end, time.Hour), 3, "learned before: %v; grants %v", learnedBefore, grants)
+	}
+}
