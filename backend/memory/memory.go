@@ -589,12 +589,13 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		span := ls.Span()
 		before := ls.w
 		ls.w.Reconcile(ls.Limit.Limit, span, now, q, g, sentAt)
-		if st.lastSlot > now && st.lastSlot >= ls.w.Start+span && q.HasReset {
+		if q.HasReset && st.lastSlot > now && st.lastSlot >= now+int64(q.ResetIn) && (ls.w.Start-before.Start)%span != 0 {
 			// Aligned with a server window that ends before a slot already
 			// handed out: the units of the slots after its end would count
-			// in no window, and the next one would take the limit on top of
-			// them. The report lowers the count of the current window,
-			// which keeps its phase until those slots have come.
+			// in no window (or in the excess carried past it, fewer), and
+			// the next one would take the limit on top of them. The report
+			// lowers the count of the current window, which keeps its
+			// phase until those slots have come.
 			ls.w = before
 			r := *q
 			r.HasReset = false
