@@ -319,7 +319,9 @@ func (w *Window) carry(limit float64, window int64) {
 	// The units granted stay where they were (the tail); the excess
 	// counted in the new window is on top of them.
 	w.shift(int64(k), window)
-	w.Used -= k * limit
+	if w.Used -= k * limit; math.IsNaN(w.Used) {
+		w.Used = limit // an infinite count less an infinite carry: full
+	}
 }
 
 // Block makes the window restart at until (a server's 429 or Retry-After),

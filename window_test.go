@@ -623,3 +623,21 @@ func TestWindowCarryStaysOnTheTimeLine(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowCarryOfAnInfiniteCount: a report whose count overflows to
+// infinity (a huge limit less a huge negative remaining, only from a
+// caller of the Backend API) leaves the window full, not NaN.
+func TestWindowCarryOfAnInfiniteCount(t *testing.T) {
+	for _, l := range []Limit{Every(math.MaxFloat64, time.Hour), Every(math.MaxFloat64/3, time.Second), Every(10, time.Minute)} {
+		for _, remaining := range []float64{-math.MaxFloat64, -1e300} {
+			span := l.Span()
+			w := Window{Start: 5 * sec}
+			u := &QuotaUpdate{Limit: l, Remaining: remaining, HasRemaining: true}
+			w.Reconcile(l.Limit, span, 5*sec, u, 0, 0)
+			rem, reserved, _ := w.State(l.Limit, span, 5*sec)
+			assert.False(t, math.IsNaN(w.Used) || math.IsNaN(rem) || math.IsNaN(reserved), "%v, remaining %g: %+v", l, remaining, w)
+			assert.Zero(t, rem, "%v, remaining %g", l, remaining)
+			assert.Greater(t, w.Earliest(l.Limit, span, 5*sec, 5*sec, 1), 5*sec, "%v, remaining %g: limited", l, remaining)
+		}
+	}
+}
