@@ -248,8 +248,12 @@ func (w *Window) Take(limit float64, window, now, at int64, cost float64) {
 
 // Untake gives back cost units of the latest grant (the inverse of its
 // Take): when that empties a future window, the window before it — full,
-// as every window before the latest one — becomes the latest again.
+// as every window before the latest one — becomes the latest again. A
+// grant holds at most limit units: a larger cost gives back limit.
 func (w *Window) Untake(limit float64, window, now int64, cost float64) {
+	if !(cost <= limit) {
+		cost = limit // else each window rolled back gives back limit more, unbounded
+	}
 	w.Used -= cost
 	for w.Used < eps && w.Start-window > now && limit > 0 {
 		w.Start -= window

@@ -641,3 +641,26 @@ func TestWindowCarryOfAnInfiniteCount(t *testing.T) {
 		}
 	}
 }
+
+// TestUntakeReturns: giving back more than a grant can hold (a caller of
+// the Backend API passing Cancel other costs than Acquire's) returns at
+// once: it rolled back one window per limit's worth of units, 1e299 of
+// them under the backend's lock.
+func TestUntakeReturns(t *testing.T) {
+	for _, cost := range []float64{1e300, math.MaxFloat64, math.Inf(1), 50} {
+		w := Window{Start: 1 << 60, Used: 2} // a future window far ahead: a year-long block, a carry
+		done := make(chan Window, 1)
+		go func() {
+			w := w
+			w.Untake(3, int64(time.Millisecond), 0, cost)
+			done <- w
+		}()
+		select {
+		case got := <-done:
+			assert.GreaterOrEqual(t, got.Used, 0.0, "cost %v: %+v", cost, got)
+			assert.LessOrEqual(t, got.Start, w.Start, "cost %v: %+v", cost, got)
+		case <-time.After(2 * time.Second):
+			t.Fatalf("Untake of %v does not return", cost)
+		}
+	}
+}
