@@ -4,11 +4,11 @@
 //
 // Keys are spread over 64 shards, each guarded by its own mutex, so
 // goroutines working on different hosts rarely contend. Acquiring a key that
-// already exists allocates nothing (but for the first waiter of a key, which
-// makes the records Cancel uses, reused after it). Keys idle for longer than the idle TTL
-// (and neither blocked nor holding future reservations) are evicted by a
-// background janitor, so a crawler that touches millions of hosts keeps
-// bounded memory. Close stops the janitor.
+// already exists allocates nothing (but for the first waiters of a key, who
+// make the records Cancel uses, reused after them). Keys idle for longer
+// than the idle TTL (and neither blocked nor holding future reservations)
+// are evicted by a background janitor, so a crawler that touches millions
+// of hosts keeps bounded memory. Close stops the janitor.
 package memory
 
 import (
@@ -117,6 +117,10 @@ type undo struct {
 	grants  []undoGrant  // from head on: the grants still to come, oldest first
 	windows []srl.Window // n per grant, in grants' order
 }
+
+// maxUndo bounds the grants a key's undo keeps (a caller of the Backend
+// API may reserve without waiting): waiters give up newest first.
+const maxUndo = 1024
 
 type undoGrant struct {
 	seq               uint64 // the grant's Seq
@@ -386,8 +390,8 @@ func (st *keyState) keepUndo(now, at int64) {
 		// (one that did not wait, or given back without one): start over.
 		k, u.head, u.n = 0, 0, n
 	}
-	for u.head < k && u.grants[u.head].at <= now {
-		u.head++ // its slot has come
+	for u.head < k && (u.grants[u.head].at <= now || k-u.head >= maxUndo) {
+		u.head++ // its slot has come, or too many are to come: the oldest is taken back by Untake
 	}
 	if u.head == k {
 		k, u.head = 0, 0

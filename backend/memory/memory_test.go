@@ -940,3 +940,21 @@ func TestRealignKeepsReservedSlots(t *testing.T) {
 		assert.LessOrEqual(t, n, 3, "learned before: %v, remaining %v, reset in %v; grants %v", learnedBefore, remaining, resetIn, grants)
 	}
 }
+
+// TestCancelRecordsAreBounded: a caller that reserves many slots without
+// waiting for them keeps at most maxUndo records; the newest are taken
+// back exactly, the rest as before.
+func TestCancelRecordsAreBounded(t *testing.T) {
+	b, _ := newFake(t)
+	const key = "https://many-reserved.example:443"
+	defs := []srl.Limit{srl.PerSecond(1), srl.PerHour(100)}
+	var rs []srl.Reservation
+	for range 3000 {
+		rs = append(rs, acquire(t, b, key, srl.Forever, defs...))
+	}
+	for i := len(rs) - 1; i >= len(rs)-1024; i-- {
+		require.NoError(t, b.Cancel(bg, key, rs[i], nil))
+		require.Equal(t, uint64(i), status(t, b, key).Seq, "waiter %d is taken back", i)
+	}
+	assert.Equal(t, rs[len(rs)-1024].At, acquire(t, b, key, srl.Forever, defs...).At)
+}
