@@ -13,7 +13,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 7
+const schemaVersion = 8
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -206,6 +206,12 @@ WHERE cardinality(wprev) <> cardinality(src) OR cardinality(wbits) <> cardinalit
 // and costs in one call.
 func (n *names) ddlV7() []string { return n.functions() }
 
+// ddlV8 recreates the functions with the fixes of the memory backend
+// since version 7 (its arithmetic being the same): a report whose window
+// ends before slots already handed out does not move the local window's
+// end before them.
+func (n *names) ddlV8() []string { return n.functions() }
+
 // dropObserveV1 drops the observe function of version 1, whose signature
 // differs from the current one (CREATE OR REPLACE would add an overload).
 const dropObserveV1 = `DROP FUNCTION IF EXISTS {observe}(bytea, text[], text[], float8[], bigint[],
@@ -368,6 +374,7 @@ DECLARE
 	kk  bigint;
 	sl  bigint;
 	fr  boolean;
+	hr  boolean;
 BEGIN
 	IF p_relaxed OR p_lock_timeout > 0 THEN
 		IF p_relaxed THEN
@@ -690,6 +697,7 @@ const observeBody = `
 		n := j;
 	END IF;
 
+	<<quotas>>
 	FOR q IN 1..m LOOP
 		j := 0;
 		FOR i IN 1..n LOOP
@@ -715,9 +723,10 @@ const observeBody = `
 			IF i > 0 THEN
 				-- The window of the default, with the slots booked under it;
 				-- a current one keeps its count but ends with the server's
-				-- (aligned).
+				-- (aligned), unless slots were booked under the defaults
+				-- after the server's end: their units would leave it.
 				v_ws[j] := dws[i]; v_wu[j] := dwu[i]; v_wp[j] := dwp[i]; v_wb[j] := dwb[i];
-				IF p_qhasreset[q] AND dws[i] <= v_now THEN
+				IF p_qhasreset[q] AND dws[i] <= v_now AND v_last < v_now + p_qreset[q] THEN
 					v_ws[j] := v_now + p_qreset[q] - w; v_wp[j] := 'NaN'; v_wb[j] := 0;
 				END IF;
 			ELSE
@@ -735,85 +744,97 @@ const observeBody = `
 		lm := p_qlim[q];
 		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
 
-		st := v_ws[j]; u := v_wu[j]; pv := v_wp[j];
-		al := pv = 'NaN'::float8;
-		{unpack_j}
-		IF v_now >= st + w THEN
-			kk := (v_now - st) / w;
-			IF NOT al THEN
-				{shift_kk}
-				lt := 0; ls := 0;
-			END IF;
-			st := st + kk * w;
-			u := 0;
-		END IF;
-		tol := 1000000000 + w / 20;   -- Tolerance(w)
-		c := NULL;  -- the server's used count, when known
-		IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now
-		   AND (NOT p_qhasreset[q] OR v_now + p_qreset[q] <= st + w + tol) THEN
-			-- Sent before the current window began: about an earlier window.
-			v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
-			CONTINUE;
-		ELSE
-			IF p_qhasrem[q] THEN
-				c := greatest(0, lm - p_qrem[q]);
-				IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
-					-- At most the grants of the latest window are in the server's too.
-					c := c + least((v_seq - p_sent_seq)::float8, u);
-				END IF;
-			END IF;
-			fr := false;  -- whether the count may lower what is left
-			IF p_qhasreset[q] THEN
-				e := v_now + p_qreset[q];   -- the server's window end
-				IF e > st + w + tol THEN
-					-- The server is already in a window after the latest local one.
-					al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
-					st := e - w;
-					u := coalesce(c, 0);
-				ELSIF st > v_now THEN
-					-- The latest local window is a future one, holding
-					-- reservations the server cannot know of: ignored.
-					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
-					CONTINUE;
-				ELSIF e >= st + w - tol THEN
-					-- The same window.
-					al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
-					fr := true;
-				ELSIF v_sent <= 0 AND e <= st + tol THEN
-					-- Without the send time, a window ending about when the
-					-- local one began is taken for the one before: stale. (With
-					-- it, a request sent in an earlier window was checked above.)
-					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
-					CONTINUE;
-				ELSE
-					-- The server's window ends inside the local current one: align.
-					al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
-					st := e - w;
-					fr := true;
-				END IF;
-			ELSIF st <= v_now THEN
-				fr := true;
-			END IF;
-			IF fr AND c > u THEN
+		-- Reconcile; when it aligns the window with a server window ending
+		-- before a slot already handed out, again without the reset: the
+		-- units of the slots after that end would count in no window (or
+		-- in the excess carried past it, fewer), and the next window would
+		-- take the limit on top of them. The report then lowers the count
+		-- of the current window, which keeps its phase until those slots
+		-- have come.
+		hr := p_qhasreset[q];
+		LOOP
+			st := v_ws[j]; u := v_wu[j]; pv := v_wp[j];
+			al := pv = 'NaN'::float8;
+			{unpack_j}
+			IF v_now >= st + w THEN
+				kk := (v_now - st) / w;
 				IF NOT al THEN
-					-- The units the server counted beyond the local ones are
-					-- taken as granted now.
-					g := greatest(u + lt::float8 / 65535 * lm, ((v_now - st)::float8 / w::float8) * lm) + c - u;
-					lt := {frac}(g - c, lm);
-					ls := greatest(ls, {frac}((v_now - st)::float8, w::float8));
-				END IF;
-				u := c;
-			END IF;
-			IF u > lm + 1e-9 THEN
-				k := least(ceil((u - lm) / lm), 1048576);
-				IF NOT al THEN
-					{shift_k}
+					{shift_kk}
 					lt := 0; ls := 0;
 				END IF;
-				st := st + k::bigint * w;
-				u := u - k * lm;
+				st := st + kk * w;
+				u := 0;
 			END IF;
-		END IF;
+			tol := 1000000000 + w / 20;   -- Tolerance(w)
+			c := NULL;  -- the server's used count, when known
+			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now
+			   AND (NOT hr OR v_now + p_qreset[q] <= st + w + tol) THEN
+				-- Sent before the current window began: about an earlier window.
+				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
+				CONTINUE quotas;
+			ELSE
+				IF p_qhasrem[q] THEN
+					c := greatest(0, lm - p_qrem[q]);
+					IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
+						-- At most the grants of the latest window are in the server's too.
+						c := c + least((v_seq - p_sent_seq)::float8, u);
+					END IF;
+				END IF;
+				fr := false;  -- whether the count may lower what is left
+				IF hr THEN
+					e := v_now + p_qreset[q];   -- the server's window end
+					IF e > st + w + tol THEN
+						-- The server is already in a window after the latest local one.
+						al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
+						st := e - w;
+						u := coalesce(c, 0);
+					ELSIF st > v_now THEN
+						-- The latest local window is a future one, holding
+						-- reservations the server cannot know of: ignored.
+						v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
+						CONTINUE quotas;
+					ELSIF e >= st + w - tol THEN
+						-- The same window.
+						al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
+						fr := true;
+					ELSIF v_sent <= 0 AND e <= st + tol THEN
+						-- Without the send time, a window ending about when the
+						-- local one began is taken for the one before: stale. (With
+						-- it, a request sent in an earlier window was checked above.)
+						v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
+						CONTINUE quotas;
+					ELSE
+						-- The server's window ends inside the local current one: align.
+						al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
+						st := e - w;
+						fr := true;
+					END IF;
+				ELSIF st <= v_now THEN
+					fr := true;
+				END IF;
+				IF fr AND c > u THEN
+					IF NOT al THEN
+						-- The units the server counted beyond the local ones are
+						-- taken as granted now.
+						g := greatest(u + lt::float8 / 65535 * lm, ((v_now - st)::float8 / w::float8) * lm) + c - u;
+						lt := {frac}(g - c, lm);
+						ls := greatest(ls, {frac}((v_now - st)::float8, w::float8));
+					END IF;
+					u := c;
+				END IF;
+				IF u > lm + 1e-9 THEN
+					k := least(ceil((u - lm) / lm), 1048576);
+					IF NOT al THEN
+						{shift_k}
+						lt := 0; ls := 0;
+					END IF;
+					st := st + k::bigint * w;
+					u := u - k * lm;
+				END IF;
+			END IF;
+			EXIT WHEN NOT (hr AND v_last > v_now AND v_last >= v_now + p_qreset[q] AND (st - v_ws[j]) % w <> 0);
+			hr := false;
+		END LOOP;
 		v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 	END LOOP;
 
@@ -1028,6 +1049,7 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV5,
 	(*names).ddlV6,
 	(*names).ddlV7,
+	(*names).ddlV8,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
