@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -88,4 +90,147 @@ func TestRealignKeepsReservedSlots(t *testing.T) {
 		}
 		assert.LessOrEqual(t, n, 3, "learned before: %v, remaining %v, reset in %v; grants %v", learnedBefore, remaining, resetIn, grants)
 	}
+}
+
+// TestCancelGivesTheSlotBack: a waiter that gives up while it is the
+// latest grant gives its slot back, so the next caller gets that slot,
+// however many times callers come and give up, and waiters giving up
+// newest first are all taken back; also when another limit decided the
+// slot (a grant paced behind another limit counts the slots before it as
+// spent and may carry into the next window: taking back only its units
+// left those behind, and each caller that gave up pushed the queue a
+// window further: 20 acquire-and-cancel cycles pushed the slot 20 s
+// later; of 10 waiters giving up newest first, 1 or 2 were taken back).
+func TestCancelGivesTheSlotBack(t *testing.T) {
+	b, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
+	c := newPGClock(t, b)
+	ctx := ctxT(t)
+	for i, defs := range [][]srl.Limit{
+		{srl.PerSecond(1), srl.PerHour(100)},
+		{srl.Every(1, time.Second), srl.Every(2, 3*time.Second)},
+		{srl.PerSecond(10), srl.PerMinute(300), srl.PerHour(10_000)},
+		{srl.Every(3, time.Second)},
+	} {
+		for _, booked := range []int{3, 40, 305} {
+			key := fmt.Sprintf("https://cancel-back-%d-%d.example:443", i, booked)
+			c.grants(key, booked, defs...)
+			c.set(c.now + defs[0].Span()/3)
+			first := c.grants(key, 1, defs...)[0]
+			st, err := b.Status(ctx, key)
+			require.NoError(t, err)
+			require.NoError(t, b.Cancel(ctx, key, srl.Reservation{OK: true, Seq: st.Seq, At: first}, nil))
+			for j := range 20 {
+				r, err := b.Acquire(ctx, req(key, srl.Forever, defs...))
+				require.NoError(t, err)
+				require.Equal(t, first, r.At, "%v after %d: caller %d gets the slot given back (%v later)", defs, booked, j, time.Duration(r.At-first))
+				require.NoError(t, b.Cancel(ctx, key, r, nil))
+			}
+			st, err = b.Status(ctx, key)
+			require.NoError(t, err)
+			assert.Equal(t, uint64(booked), st.Seq)
+
+			var rs []srl.Reservation
+			for range 10 {
+				r, err := b.Acquire(ctx, req(key, srl.Forever, defs...))
+				require.NoError(t, err)
+				rs = append(rs, r)
+			}
+			require.Equal(t, first, rs[0].At)
+			for j := 9; j >= 0; j-- {
+				require.NoError(t, b.Cancel(ctx, key, rs[j], nil))
+				st, err := b.Status(ctx, key)
+				require.NoError(t, err)
+				require.Equal(t, uint64(booked+j), st.Seq, "%v after %d: waiter %d is taken back", defs, booked, j)
+			}
+			assert.Equal(t, first, c.grants(key, 1, defs...)[0], "%v after %d", defs, booked)
+		}
+	}
+}
+
+// TestCancelRecordsAreBounded: a caller that reserves many slots without
+// waiting for them keeps at most maxUndo records; the newest are taken
+// back exactly, the rest as before.
+func TestCancelRecordsAreBounded(t *testing.T) {
+	b, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
+	newPGClock(t, b)
+	ctx := ctxT(t)
+	const key = "https://many-reserved.example:443"
+	defs := []srl.Limit{srl.PerSecond(1), srl.PerHour(100)}
+	var rs []srl.Reservation
+	start := time.Now()
+	for range maxUndo + 200 {
+		r, err := b.Acquire(ctx, req(key, srl.Forever, defs...))
+		require.NoError(t, err)
+		rs = append(rs, r)
+	}
+	t.Logf("%d waiters in %v", len(rs), time.Since(start))
+	var size int
+	require.NoError(t, b.db.QueryRow(ctx, `SELECT cardinality(undo_b) FROM `+b.n.qTable+` WHERE id = sha256($1)`, []byte(key)).Scan(&size))
+	assert.Equal(t, 1+maxUndo*(4+2*len(defs)), size, "records kept")
+	start = time.Now()
+	for i := len(rs) - 1; i >= len(rs)-maxUndo; i-- {
+		require.NoError(t, b.Cancel(ctx, key, rs[i], nil))
+		st, err := b.Status(ctx, key)
+		require.NoError(t, err)
+		require.Equal(t, uint64(i), st.Seq, "waiter %d is taken back", i)
+	}
+	t.Logf("%d cancels in %v", maxUndo, time.Since(start))
+	r, err := b.Acquire(ctx, req(key, srl.Forever, defs...))
+	require.NoError(t, err)
+	assert.Equal(t, rs[len(rs)-maxUndo].At, r.At)
+}
+
+// TestMigrationFromV7 upgrades a table of version 7 (no records of
+// waiters): its rows keep their state, a reservation made before the
+// upgrade is taken back as version 7 did (Untake), and the waiters after
+// it get their slots back exactly.
+func TestMigrationFromV7(t *testing.T) {
+	b, dsn, schema := newTest(t)
+	ctx := ctxT(t)
+	defs := []srl.Limit{srl.PerSecond(1), srl.PerHour(100)}
+	var rs []srl.Reservation
+	for range 5 {
+		r, err := b.Acquire(ctx, req("old", srl.Forever, defs...))
+		require.NoError(t, err)
+		rs = append(rs, r)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	for _, s := range []string{
+		`ALTER TABLE ` + b.n.qTable + ` DROP COLUMN undo_b, DROP COLUMN undo_f`,
+		`UPDATE ` + b.n.qVersion + ` SET version = 7`,
+	} {
+		_, err := conn.Exec(ctx, s)
+		require.NoError(t, err)
+	}
+	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
+	require.NoError(t, err)
+	defer b2.Close()
+	v, err := b2.n.currentVersion(ctx, conn)
+	require.NoError(t, err)
+	assert.Equal(t, schemaVersion, v)
+	st, err := b2.Status(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(5), st.Seq)
+
+	require.NoError(t, b2.Cancel(ctx, "old", rs[4], nil), "a reservation of version 7")
+	st, err = b2.Status(ctx, "old")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(4), st.Seq)
+	r, err := b2.Acquire(ctx, req("old", srl.Forever, defs...))
+	require.NoError(t, err)
+	var ws []srl.Reservation
+	for range 3 {
+		w, err := b2.Acquire(ctx, req("old", srl.Forever, defs...))
+		require.NoError(t, err)
+		ws = append(ws, w)
+	}
+	for i := len(ws) - 1; i >= 0; i-- {
+		require.NoError(t, b2.Cancel(ctx, "old", ws[i], nil))
+	}
+	w, err := b2.Acquire(ctx, req("old", srl.Forever, defs...))
+	require.NoError(t, err)
+	assert.Equal(t, ws[0].At, w.At, "the first waiter's slot is given back")
+	assert.Equal(t, r.Seq+1, w.Seq)
 }
