@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -233,4 +234,78 @@ func TestMigrationFromV7(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ws[0].At, w.At, "the first waiter's slot is given back")
 	assert.Equal(t, r.Seq+1, w.Seq)
+}
+
+// observeOnFreshKey reports q alone (no reset) on a new key and checks
+// that the key is then full: nothing left, units reserved, no NaN, and a
+// fail-fast acquire refused.
+func observeOnFreshKey(t *testing.T, b *Backend, key string, l srl.Limit, remaining float64) {
+	t.Helper()
+	ctx := ctxT(t)
+	require.NoError(t, b.Observe(ctx, key, srl.Update{Quotas: []srl.QuotaUpdate{{Limit: l, Remaining: remaining, HasRemaining: true}}}),
+		"%v, remaining %g", l, remaining)
+	st, err := b.Status(ctx, key)
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	ls := st.Limits[0]
+	assert.False(t, math.IsNaN(ls.Remaining) || math.IsNaN(ls.Reserved), "%v, remaining %g: %+v", l, remaining, ls)
+	assert.Zero(t, ls.Remaining, "%v, remaining %g", l, remaining)
+	assert.Positive(t, ls.Reserved, "%v, remaining %g", l, remaining)
+	r, err := b.Acquire(ctx, req(key, 0, srl.PerSecond(1)))
+	require.NoError(t, err)
+	assert.False(t, r.OK, "%v, remaining %g: limited", l, remaining)
+	assert.Positive(t, r.Wait, "%v, remaining %g", l, remaining)
+}
+
+// TestCarryStaysOnTheTimeLine: a report of a count far beyond the limit
+// (only a caller of the Backend API can send one, or a server lowering a
+// yearly limit a thousandfold) carries into later windows without moving
+// their start past the time line: on a window of 3 hours or more the
+// start overflowed bigint and the report failed.
+func TestCarryStaysOnTheTimeLine(t *testing.T) {
+	b, _, _ := newTest(t)
+	for _, l := range []srl.Limit{srl.Every(10, time.Hour), srl.Every(10, 3*time.Hour), srl.Every(10, 24*time.Hour), srl.Every(10, srl.MaxWindow)} {
+		for _, remaining := range []float64{-1e7, -1e300} {
+			observeOnFreshKey(t, b, fmt.Sprintf("%v/%g", l, remaining), l, remaining)
+		}
+	}
+}
+
+// TestCarryOfAnInfiniteCount: a report whose count overflows (a huge
+// limit less a huge negative remaining, only from a caller of the Backend
+// API) leaves the window full, as in the memory backend, where the count
+// is infinite: float8 arithmetic failed on the overflow.
+func TestCarryOfAnInfiniteCount(t *testing.T) {
+	b, _, _ := newTest(t)
+	for _, l := range []srl.Limit{srl.Every(math.MaxFloat64, time.Hour), srl.Every(math.MaxFloat64/3, time.Second), srl.Every(10, time.Minute)} {
+		for _, remaining := range []float64{-math.MaxFloat64, -1e300} {
+			observeOnFreshKey(t, b, fmt.Sprintf("%v/%g", l, remaining), l, remaining)
+		}
+	}
+}
+
+// TestUntakeReturns: giving back more than a grant can hold (a caller of
+// the Backend API passing Cancel other costs than Acquire's) returns at
+// once: it rolled back one window per limit's worth of units, until the
+// statement timeout, holding the key's row.
+func TestUntakeReturns(t *testing.T) {
+	b, _, _ := newTest(t, WithStatementTimeout(3*time.Second))
+	ctx := ctxT(t)
+	lim := srl.Every(3, time.Millisecond)
+	for i, cost := range []float64{1e300, math.MaxFloat64, 50} {
+		key := fmt.Sprint("untake-", i)
+		// A year-long block: the window after it is far ahead.
+		require.NoError(t, b.Observe(ctx, key, srl.Update{BlockFor: srl.MaxWindow}))
+		r, err := b.Acquire(ctx, req(key, srl.Forever, lim))
+		require.NoError(t, err)
+		require.True(t, r.OK)
+		start := time.Now()
+		require.NoError(t, b.Cancel(ctx, key, r, []srl.Cost{{Amount: cost}}), "cost %v", cost)
+		assert.Less(t, time.Since(start), time.Second, "cost %v", cost)
+		st, err := b.Status(ctx, key)
+		require.NoError(t, err)
+		assert.Zero(t, st.Seq, "cost %v: taken back", cost)
+		require.Len(t, st.Limits, 1)
+		assert.False(t, st.Limits[0].Reserved < 0 || math.IsNaN(st.Limits[0].Reserved), "cost %v: %+v", cost, st.Limits[0])
+	}
 }

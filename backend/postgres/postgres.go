@@ -664,6 +664,10 @@ func (b *Backend) Observe(ctx context.Context, key string, u smartratelimit.Upda
 		rem, hr := q.Remaining, q.HasRemaining && !math.IsNaN(q.Remaining) && !math.IsInf(q.Remaining, 0)
 		if !hr {
 			rem = 0
+		} else if math.IsInf(q.Limit.Limit-rem, 1) {
+			// The count overflows to infinity, as in the memory backend;
+			// float8 arithmetic fails instead, but not with -Infinity.
+			rem = math.Inf(-1)
 		}
 		reset := int64(0)
 		if q.HasReset {

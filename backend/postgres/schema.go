@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"strings"
 
@@ -212,7 +213,9 @@ func (n *names) ddlV7() []string { return n.functions() }
 // ends before slots already handed out does not move the local window's
 // end before them; cancel puts a waiter's windows back as they were
 // before its grant, kept in the new columns undo_b and undo_f (NULL: no
-// record; see keepUndoSQL).
+// record; see keepUndoSQL); carry never moves a window's start past
+// maxStart, and a count beyond float8 leaves a full window; Untake gives
+// back at most a limit's worth.
 func (n *names) ddlV8() []string {
 	r := n.replacer()
 	return append([]string{r.Replace(addUndoColumns)}, n.functions()...)
@@ -261,13 +264,15 @@ func shiftTail(k string) string {
 }
 
 // fracHead and fracBody make smartratelimit's packFrac a SQL function:
-// part/whole in 65535ths, rounded up and clamped. Being one IMMUTABLE
-// SELECT, the planner inlines it into the expressions that call it.
+// part/whole in 65535ths, rounded up and clamped; NaN (an infinite count
+// less an infinite one) is 0, as in Go (PostgreSQL orders NaN above every
+// number). Being one IMMUTABLE SELECT, the planner inlines it into the
+// expressions that call it.
 const fracHead = `CREATE OR REPLACE FUNCTION {frac}(part float8, whole float8) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS`
 
 const fracBody = `
-	SELECT CASE WHEN part > 0 AND whole > 0 THEN least(ceil(part / whole * 65535), 65535)::bigint ELSE 0 END`
+	SELECT CASE WHEN part > 0 AND part <> 'NaN'::float8 AND whole > 0 THEN least(ceil(part / whole * 65535), 65535)::bigint ELSE 0 END`
 
 func (n *names) replacer() *strings.Replacer {
 	base := []string{
@@ -291,12 +296,16 @@ func (n *names) replacer() *strings.Replacer {
 		"{cancel}", n.qCancel,
 		"{now}", n.now,
 		"{max_undo}", strconv.Itoa(maxUndo),
+		"{max_start}", strconv.FormatInt(maxStart, 10),
+		"{fmax}", "'1.7976931348623157e308'::float8",
 	}
 	// Larger fragments, made of the ones above.
 	r := strings.NewReplacer(base...)
+	carry := strings.NewReplacer("{carry}", carrySQL)
 	return strings.NewReplacer(append(base,
-		"{take_v_t}", r.Replace(takeSQL("v_t", "v_now")),
-		"{take_g_at}", r.Replace(takeSQL("g_at", "g_now")),
+		"{carry}", r.Replace(carrySQL),
+		"{take_v_t}", r.Replace(carry.Replace(takeSQL("v_t", "v_now"))),
+		"{take_g_at}", r.Replace(carry.Replace(takeSQL("g_at", "g_now"))),
 		"{keep_undo}", r.Replace(keepUndoSQL),
 	)...)
 }
@@ -325,16 +334,41 @@ func takeSQL(at, now string) string {
 			lt := {frac}(g - u, lm);
 			ls := greatest(ls, {frac}(({at} - st)::float8, w::float8));
 		END IF;
-		IF lm > 0 AND u > lm + 1e-9 THEN
-			k := least(ceil((u - lm) / lm), 1048576);
-			IF NOT al THEN
-				{shift_k}
-				lt := 0; ls := 0;
-			END IF;
-			st := st + k::bigint * w;
-			u := u - k * lm;
-		END IF;`)
+		{carry}`)
 }
+
+// carrySQL is smartratelimit.Window's carry on the window in st, u, pv,
+// al, lt, ls, plt and pls, for limit lm and span w: units beyond the limit
+// move into the following windows, which then count as full; never past
+// maxStart, and an infinite count less an infinite carry is a full window.
+const carrySQL = `
+		IF lm > 0 AND u > lm + 1e-9 THEN
+			-- (u - lm) / lm may exceed float8: 2^20 windows at most.
+			k := least(CASE WHEN (u - lm) / 1048576 > lm THEN 1048576 ELSE ceil((u - lm) / lm) END,
+			           (({max_start} - st) / w)::float8);
+			IF k >= 1 THEN
+				IF NOT al THEN
+					{shift_k}
+					lt := 0; ls := 0;
+				END IF;
+				st := st + k::bigint * w;
+				IF u = 'Infinity'::float8 AND lm > {fmax} / k THEN
+					-- An infinite count less an infinite carry: full (float8
+					-- fails on k * lm's overflow, where Go gets NaN).
+					u := lm;
+				ELSE
+					u := u - k * lm;
+				END IF;
+			END IF;
+		END IF;`
+
+// maxStart bounds where carry moves a window's start (smartratelimit's
+// maxStart on the backend's own time line): the database clock counts
+// from the Unix epoch, already near 1.8e18 ns, so the bound is half the
+// int64 range (the year 2116), not a quarter (2043), leaving room for the
+// arithmetic after it. A count far beyond the limit on a long window made
+// the start overflow bigint, and the report failed.
+const maxStart = math.MaxInt64 / 2
 
 // maxUndo bounds the grants whose windows a key keeps for cancel, as the
 // memory backend's maxUndo does.
@@ -625,7 +659,14 @@ const acquireBody = `
 						IF mm < 0 THEN
 							o := w::float8;
 						ELSE
-							o := least(ceil((tu + tl - mm - 1) * w::float8 / lm), tls::float8);
+							-- least(ceil((tu + tl - mm - 1) * w / lm), tls), where
+							-- float8 fails instead of carrying a huge tail (a
+							-- count far beyond the limit) to infinity: tls.
+							o := CASE WHEN tl > {fmax} - tu THEN 'Infinity'::float8 ELSE tu + tl END - mm - 1;
+							o := CASE WHEN o > {fmax} / w::float8 THEN tls::float8
+							          WHEN lm >= 1 THEN least(ceil(o * w::float8 / lm), tls::float8)
+							          WHEN o * w::float8 > {fmax} * lm THEN tls::float8
+							          ELSE least(ceil(o * w::float8 / lm), tls::float8) END;
 						END IF;
 						IF o > 0 THEN
 							sl := greatest(sl, st + least(o, w::float8)::bigint);
@@ -900,15 +941,7 @@ const observeBody = `
 					END IF;
 					u := c;
 				END IF;
-				IF u > lm + 1e-9 THEN
-					k := least(ceil((u - lm) / lm), 1048576);
-					IF NOT al THEN
-						{shift_k}
-						lt := 0; ls := 0;
-					END IF;
-					st := st + k::bigint * w;
-					u := u - k * lm;
-				END IF;
+				{carry}
 			END IF;
 			EXIT WHEN NOT (hr AND v_last > v_now AND v_last >= v_now + p_qreset[q] AND (st - v_ws[j]) % w <> 0);
 			hr := false;
@@ -1077,7 +1110,7 @@ DECLARE
 	g_now bigint; g_at bigint;
 	same boolean := false;
 	i int; j int;
-	c float8; lm float8; u float8; pv float8; g float8; k float8;
+	c float8; lm float8; u float8; pv float8; g float8; k float8; x float8;
 	w bigint; st bigint; kk bigint; lt bigint; ls bigint; plt bigint; pls bigint;
 	al boolean;
 BEGIN
@@ -1146,7 +1179,10 @@ BEGIN
 				IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 			END LOOP;
 			lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
-			st := v_ws[i]; u := v_wu[i] - c; pv := v_wp[i];
+			-- A grant holds at most a limit's worth (else each window rolled
+			-- back gives back a limit more, unbounded: a cost of 1e300 ran
+			-- until the statement timeout, holding the row).
+			st := v_ws[i]; u := v_wu[i] - least(c, lm); pv := v_wp[i];
 			{unpack_i}
 			-- Emptying a future window makes the full one before it the latest,
 			-- its units where this one's tail said.
@@ -1161,7 +1197,15 @@ BEGIN
 			u := greatest(u, 0);
 			v_ws[i] := st; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := {bits};
 			IF st > v_now AND u >= 1e-9 AND lm > 0 THEN
-				v_slot := greatest(v_slot, st + trunc((u - 1) / lm * w::float8)::bigint);
+				-- LastSlot. A slot beyond bigint (a count far beyond the
+				-- limit) is later than any handed out, one before it earlier
+				-- than now: last_slot takes neither.
+				x := CASE WHEN (u - 1) / 1048576 > lm THEN 'Infinity'::float8 ELSE (u - 1) / lm * w::float8 END;
+				IF x > 4e18 THEN
+					v_slot := greatest(v_slot, v_last);
+				ELSIF x > -4e18 THEN
+					v_slot := greatest(v_slot, st + trunc(x)::bigint);
+				END IF;
 			END IF;
 		END LOOP;
 		v_last := least(v_last, greatest(v_slot, v_now));
