@@ -367,6 +367,8 @@ func testInvalidCosts(t *testing.T, b srl.Backend, key string) {
 			assert.ErrorIs(t, err, srl.ErrInvalidLimit, "cost %v of %s", bad, d)
 			if canCancel {
 				assert.ErrorIs(t, c.Cancel(bg, key, r, cost(d, bad)), srl.ErrInvalidLimit, "cancel: cost %v of %s", bad, d)
+				// Also of a reservation that holds nothing to take back.
+				assert.ErrorIs(t, c.Cancel(bg, key, srl.Reservation{}, cost(d, bad)), srl.ErrInvalidLimit, "cancel nothing: cost %v of %s", bad, d)
 			}
 		}
 	}

@@ -577,12 +577,12 @@ func (b *Backend) Cancel(ctx context.Context, key string, r smartratelimit.Reser
 	if b.closed.Load() {
 		return smartratelimit.ErrClosed
 	}
-	if !r.OK || r.At == 0 || r.Seq > math.MaxInt64 {
-		return nil
-	}
 	cdims, camts, err := costArgs(costs)
 	if err != nil {
-		return err
+		return err // as the memory backend, whatever r holds
+	}
+	if !r.OK || r.At == 0 || r.Seq > math.MaxInt64 {
+		return nil
 	}
 	bkey := []byte(key)
 	_, err = call(b, ctx, func(ctx context.Context) (struct{}, error) {
