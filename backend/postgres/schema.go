@@ -266,13 +266,20 @@ func shiftTail(k string) string {
 // fracHead and fracBody make smartratelimit's packFrac a SQL function:
 // part/whole in 65535ths, rounded up and clamped; NaN (an infinite count
 // less an infinite one) is 0, as in Go (PostgreSQL orders NaN above every
-// number). Being one IMMUTABLE SELECT, the planner inlines it into the
-// expressions that call it.
+// number), and a quotient beyond float8 (which fails where Go gets 0 or
+// infinity: absurd counts) is what Go makes of it (part > 2^-1075 whole:
+// part * 2^1000 > whole * 2^-75, both exact). Being one IMMUTABLE SELECT,
+// the planner inlines it into the expressions that call it.
 const fracHead = `CREATE OR REPLACE FUNCTION {frac}(part float8, whole float8) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS`
 
 const fracBody = `
-	SELECT CASE WHEN part > 0 AND part <> 'NaN'::float8 AND whole > 0 THEN least(ceil(part / whole * 65535), 65535)::bigint ELSE 0 END`
+	SELECT CASE WHEN NOT (part > 0 AND part <> 'NaN'::float8 AND whole > 0) THEN 0
+	            WHEN part < whole * 1e-290 THEN  -- 1 unless part / whole is 0 in float8, which fails
+	                 CASE WHEN part * '1.0715086071862673e301'::float8 > whole * '2.6469779601696886e-23'::float8 THEN 1 ELSE 0 END
+	            WHEN whole >= 1 THEN CASE WHEN part / whole > 1e290 THEN 65535 ELSE least(ceil(part / whole * 65535), 65535)::bigint END
+	            WHEN part > whole * 1e290 THEN 65535
+	            ELSE least(ceil(part / whole * 65535), 65535)::bigint END`
 
 func (n *names) replacer() *strings.Replacer {
 	base := []string{
@@ -299,6 +306,12 @@ func (n *names) replacer() *strings.Replacer {
 		"{max_start}", strconv.FormatInt(maxStart, 10),
 		"{fmax}", "'1.7976931348623157e308'::float8",
 	}
+	// Sums that float8 fails to carry to infinity (a count far beyond the
+	// limit, a limit near the largest float8) are written as CASE
+	// WHEN b > {fmax} - a THEN 'Infinity' ELSE a + b END: the same sum
+	// otherwise. {grid} is u + Late's units, a window's grid end.
+	base = append(base, "{grid}", strings.NewReplacer(base...).Replace(
+		"(CASE WHEN lt::float8 / 65535 * lm > {fmax} - u THEN 'Infinity'::float8 ELSE u + lt::float8 / 65535 * lm END)"))
 	// Larger fragments, made of the ones above.
 	r := strings.NewReplacer(base...)
 	carry := strings.NewReplacer("{carry}", carrySQL)
@@ -324,13 +337,14 @@ func takeSQL(at, now string) string {
 			st := st + kk * w;
 			u := 0;
 		END IF;
-		g := u + lt::float8 / 65535 * lm;
+		g := {grid};
 		IF st > {tnow} AND {at} > st THEN
 			u := greatest(u, ({at} - st)::float8 / w::float8 * lm);
 		END IF;
-		u := u + c;
+		u := CASE WHEN c > {fmax} - u THEN 'Infinity'::float8 ELSE u + c END;
 		IF NOT al THEN
-			g := greatest(g, ({at} - st)::float8 / w::float8 * lm) + c;
+			g := greatest(g, ({at} - st)::float8 / w::float8 * lm);
+			g := CASE WHEN c > {fmax} - g THEN 'Infinity'::float8 ELSE g + c END;
 			lt := {frac}(g - u, lm);
 			ls := greatest(ls, {frac}(({at} - st)::float8, w::float8));
 		END IF;
@@ -643,15 +657,15 @@ const acquireBody = `
 			END IF;
 			fr := false;
 			LOOP
-				g := u + lt::float8 / 65535 * lm;  -- the grid's end
+				g := {grid};  -- the grid's end
 				-- A future window counts the slots paced before tmin as spent.
 				IF st > v_now AND e > st THEN
 					u := greatest(u, (e - st)::float8 / w::float8 * lm);
 				END IF;
-				IF (CASE WHEN c <= 0 THEN u < lm - 1e-9 ELSE u + c <= lm + 1e-9 END) THEN
+				IF (CASE WHEN c <= 0 THEN u < lm - 1e-9 WHEN c > {fmax} - u THEN false ELSE u + c <= lm + 1e-9 END) THEN
 					sl := e;
 					IF st > v_now THEN
-						sl := greatest(st + trunc(u / lm * w::float8)::bigint, e);
+						sl := greatest(st + trunc(CASE WHEN u < 1e-290 THEN 0 ELSE u / lm * w::float8 END)::bigint, e);
 					END IF;
 					-- Wait for the tail to leave room.
 					mm := floor(lm - u - c + 1e-9);
@@ -706,7 +720,8 @@ const acquireBody = `
 		ELSIF sl = e THEN
 			-- Take at tmin: the window as found, plus the cost.
 			IF NOT al THEN
-				g := greatest(g, (e - st)::float8 / w::float8 * lm) + c;
+				g := CASE WHEN c > {fmax} - greatest(g, (e - st)::float8 / w::float8 * lm) THEN 'Infinity'::float8
+				          ELSE greatest(g, (e - st)::float8 / w::float8 * lm) + c END;
 				lt := {frac}(g - (u + c), lm);
 				ls := greatest(ls, {frac}((e - st)::float8, w::float8));
 			END IF;
@@ -935,7 +950,8 @@ const observeBody = `
 					IF NOT al THEN
 						-- The units the server counted beyond the local ones are
 						-- taken as granted now.
-						g := greatest(u + lt::float8 / 65535 * lm, ((v_now - st)::float8 / w::float8) * lm) + c - u;
+						g := greatest({grid}, ((v_now - st)::float8 / w::float8) * lm);
+						g := CASE WHEN c > {fmax} - g THEN 'Infinity'::float8 ELSE g + c END - u;
 						lt := {frac}(g - c, lm);
 						ls := greatest(ls, {frac}((v_now - st)::float8, w::float8));
 					END IF;
@@ -1190,7 +1206,8 @@ BEGIN
 				st := st - w;
 				u := u + lm;
 				IF NOT (pv = 'NaN'::float8) THEN
-					lt := {frac}(pv + plt::float8 / 65535 * lm - u, lm);
+					lt := {frac}(CASE WHEN plt::float8 / 65535 * lm > {fmax} - pv THEN 'Infinity'::float8
+					              ELSE pv + plt::float8 / 65535 * lm END - u, lm);
 					ls := pls; pv := 0; plt := 0; pls := 0;
 				END IF;
 			END LOOP;
