@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -105,12 +107,20 @@ func TestBatchedAcquiresAnswerEachCaller(t *testing.T) {
 // TestAcquireNSameAsAcquire drives acquire_n (a batch in one call) and the
 // same acquires one at a time, on two tables at the same database instants,
 // through random batches (keys repeated within one, several max waits),
-// reports and blocks, and requires the same answers and states.
+// reports, blocks and cancellations of the latest grants, and requires the
+// same answers and states, the records of waiters for cancel included.
 func TestAcquireNSameAsAcquire(t *testing.T) {
 	one, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
 	many, _, _ := newTest(t, withTestClock(), WithPoolSize(1))
 	ctx := ctxT(t)
 	rng := rand.New(rand.NewPCG(5, 6))
+	crng := rand.New(rand.NewPCG(7, 8)) // cancellations, apart from the sequence above
+	type grant struct {
+		one, many acquireOut
+		args      *acquireArgs
+	}
+	grants := map[string][]grant{}
+	cancels := 0
 	now := int64(1_800_000_000_000_000_000)
 	keys := []string{"a", "b", "c", "d"}
 	defaults := []srl.Limit{srl.Every(3, 10*time.Second), srl.Every(7, time.Minute),
@@ -159,6 +169,27 @@ func TestAcquireNSameAsAcquire(t *testing.T) {
 				require.NoError(t, one.db.QueryRow(ctx, one.n.acquire, one.acquireParams(r.key, args, r.maxWait)...).
 					Scan(pgtype.CompositeFields(o.fields())))
 				require.Equal(t, o, r.out, "step %d request %d (%s)", step, i, r.key)
+				if o.ok {
+					grants[string(r.key)] = append(grants[string(r.key)], grant{one: o, many: r.out, args: args})
+				}
+			}
+			for crng.IntN(2) == 0 {
+				// The latest grants of a key given back, newest first.
+				k := keys[crng.IntN(len(keys))]
+				gs := grants[k]
+				if len(gs) == 0 {
+					break
+				}
+				g := gs[len(gs)-1]
+				grants[k] = gs[:len(gs)-1]
+				for _, c := range []struct {
+					b *Backend
+					o acquireOut
+				}{{one, g.one}, {many, g.many}} {
+					_, err := c.b.db.Exec(ctx, c.b.n.cancel, []byte(k), c.o.seq, c.o.at, g.args.cdims, g.args.camts, false, int32(0))
+					require.NoError(t, err, "step %d cancel %s", step, k)
+				}
+				cancels++
 			}
 		case op < 8:
 			key := keys[rng.IntN(len(keys))]
@@ -180,7 +211,19 @@ func TestAcquireNSameAsAcquire(t *testing.T) {
 			g, gerr := many.Status(ctx, k)
 			require.Equal(t, werr != nil, gerr != nil, "step %d status %s", step, k)
 			require.Equal(t, w, g, "step %d status %s", step, k)
+			var wb, gb []int64
+			var wf, gf []float64
+			q := `SELECT undo_b, undo_f FROM %s WHERE id = sha256($1)`
+			if werr == nil {
+				require.NoError(t, one.db.QueryRow(ctx, fmt.Sprintf(q, one.n.qTable), []byte(k)).Scan(&wb, &wf))
+				require.NoError(t, many.db.QueryRow(ctx, fmt.Sprintf(q, many.n.qTable), []byte(k)).Scan(&gb, &gf))
+				require.Equal(t, wb, gb, "step %d records %s", step, k)
+				require.Equal(t, len(wf), len(gf), "step %d records %s", step, k)
+				for i := range wf {
+					require.Equal(t, math.Float64bits(wf[i]), math.Float64bits(gf[i]), "step %d records %s", step, k)
+				}
+			}
 		}
 	}
-	t.Logf("%d batches", batches)
+	t.Logf("%d batches, %d cancels", batches, cancels)
 }
