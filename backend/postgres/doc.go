@@ -8,8 +8,11 @@
 // key, and the table's only index, so updates stay HOT), the key itself
 // (bytea: any bytes, any length), the key's limits as parallel arrays
 // (source, name, dimension, units, window) with each limit's window state
-// (start, units used), the grant counter seq, blocked_until, the latest
-// slot handed out, and the creation and last-use times. Nothing else: no
+// (start, units used, what it knows of the window before), the grant
+// counter seq, blocked_until, the latest slot handed out, the creation and
+// last-use times and, while callers wait for their slots, the windows as
+// they were before each waiter's grant (at most 1,024 waiters, so that
+// [Backend.Cancel] puts them back). Nothing else: no
 // request, header, URL, credential or log. Times are bigint nanoseconds of
 // the database clock (clock_timestamp()), so no two clients need agree on
 // the time: waits are returned as durations and slept on the caller's

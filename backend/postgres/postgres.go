@@ -567,12 +567,16 @@ func costArgs(costs []smartratelimit.Cost) ([]string, []float64, error) {
 	return dims, amts, nil
 }
 
-// Cancel implements smartratelimit.Canceler in one round trip: while r is
-// still the key's latest grant (its Seq and slot At unchanged), its costs
-// leave the windows (smartratelimit.Window.Untake) and the key's FIFO
-// position goes back to the latest slot still held, so the next caller gets
-// the slot r had. Otherwise nothing changes: an older reservation stays
-// spent, which is safe. costs are those given to Acquire.
+// Cancel implements smartratelimit.Canceler in one round trip, as the
+// memory backend's: while r is still the key's latest grant (its Seq and
+// slot At unchanged), the windows of a waiter's grant are put back as they
+// were before it, with the key's FIFO position, so the next caller gets
+// the slot r had and waiters giving up newest first are all taken back;
+// when an update changed the windows since (or r did not wait), its costs
+// leave the windows (smartratelimit.Window.Untake) and the FIFO position
+// goes back to the latest slot still held. Otherwise nothing changes: an
+// older reservation stays spent, which is safe. costs are those given to
+// Acquire.
 func (b *Backend) Cancel(ctx context.Context, key string, r smartratelimit.Reservation, costs []smartratelimit.Cost) error {
 	if b.closed.Load() {
 		return smartratelimit.ErrClosed
