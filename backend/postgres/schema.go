@@ -215,7 +215,9 @@ func (n *names) ddlV7() []string { return n.functions() }
 // before its grant, kept in the new columns undo_b and undo_f (NULL: no
 // record; see keepUndoSQL); carry never moves a window's start past
 // maxStart, and a count beyond float8 leaves a full window; Untake gives
-// back at most a limit's worth.
+// back at most a limit's worth; sums and quotients that float8 fails to
+// carry to infinity or 0 (absurd values from a caller of the Backend API)
+// give what Go's arithmetic gives.
 func (n *names) ddlV8() []string {
 	r := n.replacer()
 	return append([]string{r.Replace(addUndoColumns)}, n.functions()...)
@@ -591,12 +593,14 @@ END`
 // as the memory backend does.
 //
 // PL/pgSQL prepares every expression it runs once per transaction, and
-// each call is a transaction of its own: the common path (no limit waits
-// past tmin) runs as few statements as it can. While every limit answers
-// tmin, Take at tmin leaves each window as its Earliest found it plus the
-// cost (which fits, so nothing spills into a later window): nws and nwu
-// collect those windows, Take is not run again, and the write returns the
-// answer. The row is written back with only the columns that changed.
+// each call is a transaction of its own: the common path (a grant at once:
+// no limit waits past tmin, which is now) runs as few statements as it
+// can. While every limit answers tmin, Take at tmin leaves each window as
+// its Earliest found it plus the cost (which fits, so nothing spills into
+// a later window): nws and nwu collect those windows, Take is not run
+// again, and the write returns the answer. The row is written back with
+// only the columns that changed. A waiter's grant takes the other path,
+// which also keeps the windows before it for cancel (keepUndoSQL).
 const acquireBody = `
 	-- A key with neither learned nor override limits enforces the request's
 	-- defaults, keeping the window state of those it already had.
