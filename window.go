@@ -274,7 +274,18 @@ func (w Window) LastSlot(limit float64, window, now int64) int64 {
 	if w.Start <= now || w.Used < eps || !(limit > 0) {
 		return 0
 	}
-	return w.Start + int64((w.Used-1)/limit*float64(window))
+	// A slot beyond the time line (a count far beyond the limit, only from
+	// a caller of the Backend API) is later than any handed out; one far
+	// before it is earlier than now. Converted as they are, they would be
+	// whatever the platform makes of an out-of-range float.
+	switch x := (w.Used - 1) / limit * float64(window); {
+	case !(x <= 4e18):
+		return math.MaxInt64
+	case x < -4e18:
+		return 0
+	default:
+		return w.Start + int64(x)
+	}
 }
 
 // advance moves w to the window holding instant t when w's window is over.

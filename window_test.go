@@ -664,3 +664,21 @@ func TestUntakeReturns(t *testing.T) {
 		}
 	}
 }
+
+// LastSlot of a window holding far more than its limit is later than any
+// slot (math.MaxInt64), as the SQL takes it, not the platform's conversion
+// of an out-of-range float (found by review).
+func TestLastSlotOfAnOverfullWindow(t *testing.T) {
+	w := Window{Start: 10, Used: 1e300}
+	if got := w.LastSlot(1, int64(time.Second), 0); got != math.MaxInt64 {
+		t.Errorf("LastSlot = %d; want math.MaxInt64", got)
+	}
+	w = Window{Start: 10, Used: math.Inf(1)}
+	if got := w.LastSlot(1, int64(time.Second), 0); got != math.MaxInt64 {
+		t.Errorf("LastSlot of an infinite count = %d; want math.MaxInt64", got)
+	}
+	w = Window{Start: 10, Used: 3}
+	if got := w.LastSlot(1, int64(time.Second), 0); got != 10+2*int64(time.Second) {
+		t.Errorf("LastSlot = %d; want the third slot", got)
+	}
+}
