@@ -175,15 +175,7 @@ const maxCachedKeys = 10_000
 // come from a cache without parsing, with the authority's entry; the path
 // is then read only when scopes need it.
 func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, *hostEntry, error) {
-	raw := r.URL
-	i := schemeEnd(raw)
-	if i < 0 {
-		raw = c.BaseURL
-		if raw == "" {
-			raw = c.HostURL
-		}
-		i = schemeEnd(raw)
-	}
+	raw, i, _ := target(c, r)
 	prefix, cacheable := authorityAt(raw, i)
 	if cacheable {
 		e := l.hot.Load()
@@ -230,6 +222,20 @@ func (l *Limiter) hostKey(c *resty.Client, r *resty.Request) (string, URL, *host
 	l.keys.Store(e.prefix, e)
 	l.hot.Store(e)
 	return key, u, e, nil
+}
+
+// target returns the URL whose authority a request goes to — its own when
+// absolute, else the client's base URL — where its scheme ends (schemeEnd,
+// -1 for none), and whether it is the request's own.
+func target(c *resty.Client, r *resty.Request) (raw string, i int, own bool) {
+	if i := schemeEnd(r.URL); i >= 0 {
+		return r.URL, i, true
+	}
+	raw = c.BaseURL
+	if raw == "" {
+		raw = c.HostURL
+	}
+	return raw, schemeEnd(raw), false
 }
 
 // authorityAt returns the "scheme://host:port" prefix of an absolute URL

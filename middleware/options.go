@@ -323,17 +323,11 @@ func basicAuth(user, password string) string {
 // only for WithPartitionByAuthorization, and parses only a URL whose
 // authority has an '@'.
 func urlCredentials(c *resty.Client, r *resty.Request) string {
-	raw := r.URL
-	i := schemeEnd(raw)
+	raw, i, own := target(c, r)
 	if i < 0 {
-		raw = c.BaseURL
-		if raw == "" {
-			raw = c.HostURL
-		}
-		if i = schemeEnd(raw); i < 0 {
-			return ""
-		}
-	} else if strings.IndexByte(raw, '{') >= 0 {
+		return ""
+	}
+	if own && strings.IndexByte(raw, '{') >= 0 {
 		raw = expandPathParams(c, r) // resty fills path parameters anywhere in the URL
 		if i = schemeEnd(raw); i < 0 {
 			return ""
