@@ -84,7 +84,6 @@ func runServerModel(t *testing.T, seed uint64, srv *simServer, d1 int64, d2max i
 			at += rng.Int64N(2 * srv.w)
 		}
 	}
-	var sends []int64
 	for len(events) > 0 {
 		e := events[0]
 		events = events[1:]
@@ -96,7 +95,6 @@ func runServerModel(t *testing.T, seed uint64, srv *simServer, d1 int64, d2max i
 			require.True(t, r.OK)
 			push(simEvent{at: e.at + int64(r.Wait), kind: 1, res: r})
 		case 1:
-			sends = append(sends, e.at)
 			rem, rst := srv.receive(e.at + d1)
 			d2 := int64(0)
 			if d2max > 0 {
