@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/smartratelimit/smartratelimit"
 	"github.com/smartratelimit/smartratelimit/internal/pgtest"
@@ -31,4 +34,32 @@ func ctxT(t testing.TB) context.Context {
 
 func req(key string, maxWait time.Duration, defaults ...smartratelimit.Limit) smartratelimit.AcquireRequest {
 	return smartratelimit.AcquireRequest{Key: key, Defaults: defaults, MaxWait: maxWait}
+}
+
+// reopenAsOf makes b's table what schema version left it (stmts undo what
+// came after, then the version is set back), opens it again with New, which
+// must migrate it to schemaVersion, and returns the new Backend and a
+// connection of its own, both closed when t ends.
+func reopenAsOf(t *testing.T, b *Backend, dsn, schema string, version int, stmts ...string) (*Backend, *pgx.Conn) {
+	t.Helper()
+	ctx := ctxT(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	for _, s := range append(stmts, `UPDATE `+b.n.qVersion+` SET version = `+strconv.Itoa(version)) {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b2.Close() })
+	if v, err := b2.n.currentVersion(ctx, conn); err != nil || v != schemaVersion {
+		t.Fatalf("migrated from version %d to %d (%v); want %d", version, v, err, schemaVersion)
+	}
+	return b2, conn
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -195,22 +194,7 @@ func TestMigrationFromV7(t *testing.T) {
 		require.NoError(t, err)
 		rs = append(rs, r)
 	}
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	for _, s := range []string{
-		`ALTER TABLE ` + b.n.qTable + ` DROP COLUMN undo_b, DROP COLUMN undo_f`,
-		`UPDATE ` + b.n.qVersion + ` SET version = 7`,
-	} {
-		_, err := conn.Exec(ctx, s)
-		require.NoError(t, err)
-	}
-	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
-	require.NoError(t, err)
-	defer b2.Close()
-	v, err := b2.n.currentVersion(ctx, conn)
-	require.NoError(t, err)
-	assert.Equal(t, schemaVersion, v)
+	b2, _ := reopenAsOf(t, b, dsn, schema, 7, `ALTER TABLE `+b.n.qTable+` DROP COLUMN undo_b, DROP COLUMN undo_f`)
 	st, err := b2.Status(ctx, "old")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(5), st.Seq)

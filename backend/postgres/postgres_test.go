@@ -393,23 +393,8 @@ func TestMigrationFromV2(t *testing.T) {
 	require.NoError(t, b.Observe(ctx, "learned", srl.Update{Quotas: []srl.QuotaUpdate{
 		{Limit: srl.Limit{Name: "a", Limit: 7, Window: time.Minute}},
 		{Limit: srl.Limit{Name: "b", Limit: 9, Window: time.Minute}}}}))
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	for _, s := range []string{
-		// What version 2 may have stored, and its version.
-		`UPDATE ` + b.n.qTable + ` SET lim = '{1e-10, 9}' WHERE id = sha256('learned'::bytea)`,
-		`UPDATE ` + b.n.qVersion + ` SET version = 2`,
-	} {
-		_, err := conn.Exec(ctx, s)
-		require.NoError(t, err)
-	}
-	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
-	require.NoError(t, err)
-	defer b2.Close()
-	v, err := b2.n.currentVersion(ctx, conn)
-	require.NoError(t, err)
-	assert.Equal(t, schemaVersion, v)
+	// What version 2 may have stored.
+	b2, conn := reopenAsOf(t, b, dsn, schema, 2, `UPDATE `+b.n.qTable+` SET lim = '{1e-10, 9}' WHERE id = sha256('learned'::bytea)`)
 	st, err := b2.Status(ctx, "kept")
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), st.Seq)
@@ -440,19 +425,7 @@ func TestMigrationFromV5(t *testing.T) {
 		_, err := b.Acquire(ctx, req("old", 0, lim))
 		require.NoError(t, err)
 	}
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	for _, s := range []string{
-		`ALTER TABLE ` + b.n.qTable + ` DROP COLUMN wprev, DROP COLUMN wbits`,
-		`UPDATE ` + b.n.qVersion + ` SET version = 5`,
-	} {
-		_, err := conn.Exec(ctx, s)
-		require.NoError(t, err)
-	}
-	b2, err := New(ctx, dsn, WithSchema(schema), WithFailClosed())
-	require.NoError(t, err)
-	defer b2.Close()
+	b2, conn := reopenAsOf(t, b, dsn, schema, 5, `ALTER TABLE `+b.n.qTable+` DROP COLUMN wprev, DROP COLUMN wbits`)
 	st, err := b2.Status(ctx, "old")
 	require.NoError(t, err)
 	assert.Equal(t, 2.0, st.Limits[0].Remaining)
