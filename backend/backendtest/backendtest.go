@@ -1,7 +1,8 @@
 // Package backendtest is the conformance suite every
 // [smartratelimit.Backend] passes. A backend's tests call [Run] with a
 // constructor; each subtest uses keys of its own, so one backend instance
-// may serve them all, but a fresh one per subtest is fine too.
+// may serve them all, but a fresh one per subtest is fine too. [Garbage]
+// drives a backend with absurd values on the backend's own test clock.
 //
 // The suite runs on the real clock. It uses windows of an hour (so the
 // time the test takes cannot change a decision) except where a window has
