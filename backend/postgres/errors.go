@@ -28,10 +28,11 @@ func (e *unavailableError) Unwrap() []error {
 	return []error{smartratelimit.ErrBackendUnavailable, e.err}
 }
 
-// noAnswerError reports a round trip the server did not answer within the
-// backend's own bound (Backend.callTimeout): a silent network or a hung
-// server, whose statement_timeout cannot fire for a statement it never
-// received. The connection is closed; it is handled as a lost one.
+// noAnswerError reports a round trip or a new connection the server did
+// not answer within the backend's own bound (see roundTrip): a silent
+// network or a hung server, whose statement_timeout cannot fire for a
+// statement it never received. The connection is closed; it is handled as
+// a lost one.
 type noAnswerError struct{ after time.Duration }
 
 func (e noAnswerError) Error() string {

@@ -474,10 +474,11 @@ const sweepBatch = 1000
 func (b *Backend) sweep(ctx context.Context) (int64, error) {
 	var total int64
 	for range 100 {
-		var n int64
-		rt, cancel := context.WithTimeout(ctx, b.callTimeout)
-		err := b.db.QueryRow(rt, b.n.sweep, sweepClass, b.n.sweepKey, int64(b.o.idleTTL), sweepBatch).Scan(&n)
-		cancel()
+		n, err := roundTrip(b, ctx, b.callTimeout, func(ctx context.Context, c *pgxpool.Conn) (int64, error) {
+			var n int64
+			err := c.QueryRow(ctx, b.n.sweep, sweepClass, b.n.sweepKey, int64(b.o.idleTTL), sweepBatch).Scan(&n)
+			return n, err
+		})
 		if err != nil || n < 0 {
 			if total == 0 {
 				return n, err
