@@ -275,8 +275,9 @@ func testGrantsSince(t *testing.T, b srl.Backend, key string) {
 
 func testLaterWindowResets(t *testing.T, b srl.Backend, key string) {
 	server := srl.Limit{Name: "q", Limit: 5, Window: time.Hour}
-	// Exhausted, and the window ends in a second.
-	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, time.Second)}})
+	// Exhausted, and the window ends in a second (the server may round its
+	// reset down by up to ResetSlack).
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, time.Second-srl.ResetSlack)}})
 	r := acquire(t, b, key, 0)
 	require.False(t, r.OK, "exhausted")
 	near(t, time.Second, r.Wait, "wait for the reset")
@@ -572,8 +573,9 @@ func testBlockKeepsReservations(t *testing.T, b srl.Backend, key string) {
 // window began (Update.SentAgo) reports the previous window: ignored.
 func testSentBeforeWindow(t *testing.T, b srl.Backend, key string) {
 	server := srl.Limit{Name: "q", Limit: 10, Window: time.Hour}
-	// The learned window ends in a second; the next one begins then.
-	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, time.Second)}})
+	// The learned window ends in a second (its reset, rounded down by up to
+	// ResetSlack); the next one begins then.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, time.Second-srl.ResetSlack)}})
 	time.Sleep(1200 * time.Millisecond)
 	require.Equal(t, 10.0, remaining(t, b, key), "a new window")
 	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, time.Hour)}, SentAgo: 2 * time.Second})

@@ -323,7 +323,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 	var costErr error
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
 		cost := srl.CostOf(l, req.Costs)
-		e := w.Earliest(l.Limit, l.Span(), now, tmin, cost)
+		e := w.Earliest(l.Limit, int64(l.Window), now, tmin, cost)
 		if e < 0 {
 			costErr = fmt.Errorf("%w: %s costs %g, %s", srl.ErrCostExceedsLimit, req.Key, cost, l)
 			return false
@@ -349,7 +349,7 @@ func (b *Backend) Acquire(ctx context.Context, req srl.AcquireRequest) (srl.Rese
 		st.keepUndo(now, at)
 	}
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
-		w.Take(l.Limit, l.Span(), now, at, srl.CostOf(l, req.Costs))
+		w.Take(l.Limit, int64(l.Window), now, at, srl.CostOf(l, req.Costs))
 		return true
 	})
 	st.seq++
@@ -430,7 +430,7 @@ func (st *keyState) undone(r srl.Reservation, costs []srl.Cost) bool {
 			return false
 		}
 		taken := saved[i]
-		taken.Take(l.Limit, l.Span(), g.now, g.at, srl.CostOf(l, costs))
+		taken.Take(l.Limit, int64(l.Window), g.now, g.at, srl.CostOf(l, costs))
 		same = sameWindow(&taken, w)
 		i++
 		return same
@@ -492,8 +492,8 @@ func (b *Backend) Cancel(ctx context.Context, key string, r srl.Reservation, cos
 	now := b.now()
 	last := int64(0)
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
-		w.Untake(l.Limit, l.Span(), now, srl.CostOf(l, costs))
-		last = max(last, w.LastSlot(l.Limit, l.Span(), now))
+		w.Untake(l.Limit, int64(l.Window), now, srl.CostOf(l, costs))
+		last = max(last, w.LastSlot(l.Limit, int64(l.Window), now))
 		return true
 	})
 	st.seq--
@@ -576,7 +576,7 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 			if st.x != nil && len(st.x.headers) >= maxLearned {
 				continue
 			}
-			w := st.inherit(q, now, defaultsActive)
+			w := st.inherit(q, now, sentAt, defaultsActive)
 			if st.x == nil {
 				st.x = &learned{}
 			}
@@ -590,10 +590,11 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		if ls.Dimension.OrRequests() == srl.DimRequests {
 			g = since
 		}
-		span := ls.Span()
+		win := int64(ls.Window)
 		before := ls.w
-		ls.w.Reconcile(ls.Limit.Limit, span, now, q, g, sentAt)
-		if q.HasReset && st.lastSlot > now && st.lastSlot >= now+int64(q.ResetIn) && (ls.w.Start-before.Start)%span != 0 {
+		ls.w.Reconcile(ls.Limit.Limit, win, now, q, g, sentAt)
+		if p := ls.w.Period(win); q.HasReset && st.lastSlot > now && st.lastSlot >= endAfter(ls.w.Start, p, now) &&
+			(ls.w.Aligned() != before.Aligned() || (ls.w.Start-before.Start)%p != 0) {
 			// Aligned with a server window that ends before a slot already
 			// handed out: the units of the slots after its end would count
 			// in no window (or in the excess carried past it, fewer), and
@@ -603,7 +604,7 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 			ls.w = before
 			r := *q
 			r.HasReset = false
-			ls.w.Reconcile(ls.Limit.Limit, span, now, &r, g, sentAt)
+			ls.w.Reconcile(ls.Limit.Limit, win, now, &r, g, sentAt)
 		}
 	}
 	if block := min(u.BlockFor, srl.MaxWindow); block > 0 && int64(block) > shift {
@@ -628,6 +629,15 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		}
 	}
 	return nil
+}
+
+// endAfter returns the end of the window of period p starting at start,
+// or before it on the same phase, that holds instant now.
+func endAfter(start, p, now int64) int64 {
+	if start > now {
+		start -= ((start-now-1)/p + 1) * p
+	}
+	return start + p
 }
 
 // boundQuota returns a copy of q (the caller's storage is not written)
@@ -662,26 +672,19 @@ func shiftReset(q *srl.QuotaUpdate, shift time.Duration) *srl.QuotaUpdate {
 // inherit returns the window a newly learned limit starts with. While the
 // defaults are in force, a learned limit with the window length and
 // dimension of a default takes over that default's window, so the slots
-// already reserved under the defaults stay counted (a current window moves
-// to end with the server's); otherwise it starts on the server's window. defaultsActive is whether the defaults were in
+// already reserved under the defaults stay counted (Reconcile then aligns
+// it with the server's when it may); otherwise it starts on the server's
+// window (StartWindow). defaultsActive is whether the defaults were in
 // force when the update began.
-func (st *keyState) inherit(q *srl.QuotaUpdate, now int64, defaultsActive bool) srl.Window {
+func (st *keyState) inherit(q *srl.QuotaUpdate, now, sentAt int64, defaultsActive bool) srl.Window {
 	if defaultsActive && st.defs != nil {
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
-				w := st.def()[i]
-				if q.HasReset && w.Start <= now && st.lastSlot < now+int64(q.ResetIn) {
-					// The current window keeps its count but ends when the
-					// server's does: aligned. (A future one, or one holding
-					// slots booked under the defaults after the server's
-					// end, keeps its phase: their units would leave it.)
-					w = srl.Window{Start: now + int64(q.ResetIn) - q.Span(), Used: w.Used, Prev: math.NaN()}
-				}
-				return w
+				return st.def()[i]
 			}
 		}
 	}
-	return srl.StartWindow(q.Span(), now, q)
+	return srl.StartWindow(int64(q.Window), now, sentAt, q)
 }
 
 func (x *learned) find(l srl.Limit) *limitState {
@@ -712,7 +715,7 @@ func (b *Backend) Status(ctx context.Context, key string) (srl.Status, error) {
 		s.BlockedUntil = b.toTime(blocked)
 	}
 	st.active(func(l *srl.Limit, w *srl.Window, src srl.Source) bool {
-		rem, res, reset := w.State(l.Limit, l.Span(), now)
+		rem, res, reset := w.State(l.Limit, int64(l.Window), now)
 		s.Limits = append(s.Limits, srl.LimitStatus{Limit: *l, Source: src, Remaining: rem, Reserved: res, ResetAt: b.toTime(reset)})
 		return true
 	})
@@ -859,7 +862,7 @@ func (st *keyState) forgettable(now int64) bool {
 	}
 	over := true
 	st.active(func(l *srl.Limit, w *srl.Window, _ srl.Source) bool {
-		over = w.Idle(l.Limit, l.Span(), now)
+		over = w.Idle(l.Limit, int64(l.Window), now)
 		return over
 	})
 	return over

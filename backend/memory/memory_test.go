@@ -273,18 +273,20 @@ func TestReconcileWithSentSeq(t *testing.T) {
 	assert.Equal(t, 4.0, remaining())
 
 	// The server's window ends 30s earlier than the local one: the local
-	// window aligns with it, so the exhausted key waits for the server's end.
+	// window aligns with it, so the exhausted key waits for the server's
+	// end (the latest it may be: its reset may be rounded down by up to
+	// ResetSlack).
 	fc.Advance(9 * time.Second)
 	observe(0, quota(0, 20*time.Second))
 	r := acquire(t, b, key, 0, def)
 	assert.False(t, r.OK)
-	assert.Equal(t, 20*time.Second, r.Wait)
+	assert.Equal(t, 20*time.Second+srl.ResetSlack, r.Wait)
 	assert.True(t, r.Limit.Same(server))
 	st := status(t, b, key)
-	assert.Equal(t, fc.Now().Add(20*time.Second), st.Limits[0].ResetAt)
+	assert.Equal(t, fc.Now().Add(20*time.Second+srl.ResetSlack), st.Limits[0].ResetAt)
 
 	// The new window starts full of room, then the server's count applies.
-	fc.Advance(20 * time.Second)
+	fc.Advance(20*time.Second + srl.ResetSlack)
 	assert.Equal(t, 10.0, remaining())
 	observe(0, quota(7, time.Minute))
 	assert.Equal(t, 7.0, remaining())
@@ -330,8 +332,9 @@ func TestBlockAppliesToLearnedLimits(t *testing.T) {
 		Quotas:   []srl.QuotaUpdate{{Limit: server, Remaining: 60, HasRemaining: true, ResetIn: time.Minute, HasReset: true}},
 		BlockFor: 10 * time.Second,
 	}))
-	// Paced 60.08s/60 = 1.001333333s apart from the block's end.
-	assert.Equal(t, []time.Duration{10 * time.Second, 11001333333, 12002666666}, waits(t, b, key, 3))
+	// Paced 60s/60 apart from the block's end: an aligned window lasts the
+	// server's window.
+	assert.Equal(t, []time.Duration{10 * time.Second, 11 * time.Second, 12 * time.Second}, waits(t, b, key, 3))
 }
 
 func TestEvictIdle(t *testing.T) {
@@ -528,7 +531,8 @@ func TestReportsSentBeforeTheWindowAreIgnored(t *testing.T) {
 		require.Len(t, st.Limits, 1)
 		return st.Limits[0].Remaining
 	}
-	// Learned at t0: the local window is [t0, t0+span).
+	// Learned at t0: the local window is [t0, t0+1m) (a reset beyond the
+	// window ends it a window from now).
 	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(10, span)}))
 	assert.Equal(t, 10.0, remaining())
 
@@ -542,13 +546,13 @@ func TestReportsSentBeforeTheWindowAreIgnored(t *testing.T) {
 	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(6, span-5*time.Second)}))
 	assert.Equal(t, 6.0, remaining(), "send time unknown: applies")
 	// A stale request's report of a later server window still applies.
-	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(3, span+30*time.Second), SentAgo: 10 * time.Second}))
+	// Its round trip of 10s is too long to align with (the server's window
+	// ends 58s to 60s from now), so the count applies to the local window.
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(3, 59*time.Second), SentAgo: 10 * time.Second}))
 	st := status(t, b, key)
-	// The server's window ends at now+span+30s: it starts at now+30s with
-	// 7 used, and the local time before it counts as full.
-	assert.Equal(t, fc.Now().Add(30*time.Second), st.Limits[0].ResetAt)
-	assert.Equal(t, 0.0, st.Limits[0].Remaining)
-	assert.Equal(t, 7.0, st.Limits[0].Reserved, "the server's later window")
+	assert.Equal(t, t0.Add(2*time.Minute), st.Limits[0].ResetAt, "the local phase stays")
+	assert.Equal(t, 3.0, st.Limits[0].Remaining, "the server's later window")
+	assert.Equal(t, 0.0, st.Limits[0].Reserved)
 }
 
 // TestGrantsSinceCountAtMostTheWindow: of the grants after the reported
@@ -748,7 +752,7 @@ func TestObserveAt(t *testing.T) {
 	require.NoError(t, b.ObserveAt(bg, "d", u(3), t0.Add(time.Second)))
 	sd := status(t, b, "d")
 	assert.Equal(t, fc.Now(), sd.LastUsed, "the time line does not run back")
-	assert.Equal(t, t0.Add(time.Second+time.Minute), sd.Limits[0].ResetAt, "reset a minute after at")
+	assert.Equal(t, t0.Add(time.Second+time.Minute+srl.ResetSlack), sd.Limits[0].ResetAt, "reset a minute after at (and its slack)")
 	assert.Equal(t, 3.0, sd.Limits[0].Remaining)
 	blocked := u(3)
 	blocked.BlockFor = 50 * time.Second

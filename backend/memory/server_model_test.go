@@ -3,7 +3,6 @@ package memory_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -14,11 +13,14 @@ import (
 )
 
 // simServer is a fixed-window rate-limited API: windows of w from phase,
-// limit units each, counted when a request arrives.
+// limit units each, counted when a request arrives. round says how it
+// reports its reset: exact (0), in whole seconds rounded up (1) or down
+// (-1), as most servers send it.
 type simServer struct {
 	limit  int
 	w      int64
 	phase  int64
+	round  int
 	counts map[int64]int
 }
 
@@ -35,7 +37,14 @@ func (s *simServer) window(t int64) int64 {
 func (s *simServer) receive(t int64) (remaining int, resetIn int64) {
 	k := s.window(t)
 	s.counts[k]++
-	return s.limit - s.counts[k], s.phase + (k+1)*s.w - t
+	resetIn = s.phase + (k+1)*s.w - t
+	switch sec := int64(time.Second); s.round {
+	case 1:
+		resetIn = (resetIn + sec - 1) / sec * sec
+	case -1:
+		resetIn = resetIn / sec * sec
+	}
+	return s.limit - s.counts[k], resetIn
 }
 
 type simEvent struct {
@@ -126,45 +135,42 @@ func runServerModel(t *testing.T, seed uint64, srv *simServer, d1 int64, d2max i
 // TestModelServerWindowsNeverOverfilled: a client that is the server's
 // only caller, learning its limit and reset from every response, never
 // makes a server window count more than the limit: reports arriving late
-// and out of order, about requests sent long before, cause no burst. 60
-// sequences of 200 callers per case.
-//
-// The cases marked design fail today (run them with
-// SMARTRATELIMIT_DESIGN_TESTS=1): a learned window is aligned with the
-// server's only within Tolerance (1 s + 5% of the window), which is more
-// than half of windows up to a few seconds (a report of the server's next
-// window is taken for the current one), and each local window lasts the
-// limit's Span, the margin longer than the server's, so the local windows
-// drift from the server's until the drift passes Tolerance; an aligned
-// window keeps no tail, so a burst at the end of one local window and
-// another at the start of the next land in one server window (up to 8 of 5).
+// and out of order, about requests sent long before, with resets exact or
+// rounded to whole seconds either way, cause no burst. 60 sequences of
+// 200 callers per case. (A learned window ends at the latest end the
+// server's reports allow, lasts the server's window, and counts the units
+// of its last Uncertainty against the next; windows of a few seconds or
+// less, which whole-second resets cannot place, stay unaligned: no window
+// of their Span holds more than the limit.)
 func TestModelServerWindowsNeverOverfilled(t *testing.T) {
-	const drift = "design: aligned windows drift by the span's margin per window and are aligned only within Tolerance"
 	for _, c := range []struct {
 		name   string
 		limit  int
 		w      time.Duration
 		d1, d2 time.Duration
-		design string
+		round  int
 	}{
-		{"instant responses, 10/min", 10, time.Minute, 0, 0, ""},
-		{"instant responses, 20/10s", 20, 10 * time.Second, 0, 0, ""},
-		{"late responses, 10/min", 10, time.Minute, 0, 300 * time.Millisecond, ""},
-		{"late responses, 20/10s", 20, 10 * time.Second, 0, 300 * time.Millisecond, ""},
-		{"late responses, 100/h", 100, time.Hour, 5 * time.Millisecond, 300 * time.Millisecond, ""},
-		{"request and response latency, 10/min", 10, time.Minute, 10 * time.Millisecond, 300 * time.Millisecond, ""},
-		{"instant responses, 5/s", 5, time.Second, 0, 0, "design: Tolerance(1s) is more than the window"},
-		{"instant responses, 5/5s", 5, 5 * time.Second, 0, 0, drift},
-		{"instant responses, 5/min", 5, time.Minute, 0, 0, drift},
+		{"instant responses, 10/min", 10, time.Minute, 0, 0, 0},
+		{"instant responses, 20/10s", 20, 10 * time.Second, 0, 0, 0},
+		{"late responses, 10/min", 10, time.Minute, 0, 300 * time.Millisecond, 0},
+		{"late responses, 20/10s", 20, 10 * time.Second, 0, 300 * time.Millisecond, 0},
+		{"late responses, 100/h", 100, time.Hour, 5 * time.Millisecond, 300 * time.Millisecond, 0},
+		{"request and response latency, 10/min", 10, time.Minute, 10 * time.Millisecond, 300 * time.Millisecond, 0},
+		{"instant responses, 5/s", 5, time.Second, 0, 0, 0},
+		{"instant responses, 5/5s", 5, 5 * time.Second, 0, 0, 0},
+		{"instant responses, 5/min", 5, time.Minute, 0, 0, 0},
+		{"resets rounded up, 5/min", 5, time.Minute, 0, 0, 1},
+		{"resets rounded down, 5/min", 5, time.Minute, 0, 0, -1},
+		{"resets rounded down, late responses, 20/10s", 20, 10 * time.Second, 0, 300 * time.Millisecond, -1},
+		{"resets rounded up, latency, 5/5s", 5, 5 * time.Second, 10 * time.Millisecond, 200 * time.Millisecond, 1},
+		{"resets rounded down, 5/s", 5, time.Second, 0, 50 * time.Millisecond, -1},
+		{"slow responses, 10/min", 10, time.Minute, 500 * time.Millisecond, 4 * time.Second, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if c.design != "" && os.Getenv("SMARTRATELIMIT_DESIGN_TESTS") == "" {
-				t.Skip(c.design)
-			}
 			bad := 0
 			for seed := range uint64(60) {
 				rng := rand.New(rand.NewPCG(seed, 3))
-				srv := &simServer{limit: c.limit, w: int64(c.w), phase: rng.Int64N(int64(c.w)), counts: map[int64]int{}}
+				srv := &simServer{limit: c.limit, w: int64(c.w), phase: rng.Int64N(int64(c.w)), round: c.round, counts: map[int64]int{}}
 				most, detail := runServerModel(t, seed, srv, int64(c.d1), int64(c.d2), 200)
 				if most > c.limit {
 					if bad < 3 {

@@ -731,7 +731,7 @@ func (b *Backend) Status(ctx context.Context, key string) (smartratelimit.Status
 				w.Prev = prev[i]
 				w.Late, w.Last, w.PrevLate, w.PrevLast = uint16(b), uint16(b>>16), uint16(b>>32), uint16(b>>48)
 			}
-			rem, res, reset := w.State(l.Limit, l.Span(), now)
+			rem, res, reset := w.State(l.Limit, int64(l.Window), now)
 			st.Limits[i] = smartratelimit.LimitStatus{Limit: l, Source: source(src[i]), Remaining: rem, Reserved: res, ResetAt: time.Unix(0, reset)}
 		}
 		return st, nil

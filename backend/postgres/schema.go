@@ -15,7 +15,7 @@ import (
 
 // schemaVersion is the version of the table and functions this code
 // creates. A new version appends a step to migrations.
-const schemaVersion = 8
+const schemaVersion = 9
 
 // versionTable records, per bucket table, the schema version applied.
 const versionTable = "smartratelimit_schema_version"
@@ -223,6 +223,18 @@ func (n *names) ddlV8() []string {
 	return append([]string{r.Replace(addUndoColumns)}, n.functions()...)
 }
 
+// ddlV9 recreates the functions with the alignment of the memory backend
+// since version 8 (smartratelimit.Window): an aligned window lasts its
+// limit's window, not the Span, ends at the latest end a report allows
+// (its reset plus a second's slack, and no later than a window after the
+// report), and keeps a tail (Prev stored as -1 - units, so negative;
+// NaN, as written before, is an aligned window without one) whose units
+// of the last Uncertainty and margin count against the next window. A
+// report precise enough realigns a window whose end it contradicts.
+// Windows aligned before keep their start: their end moves by the Span's
+// margin at most, once.
+func (n *names) ddlV9() []string { return n.functions() }
+
 // addUndoColumns adds the records of waiters, stored uncompressed: a
 // waiter's acquire reads and writes them whole (pglz took 2.5 ms of a
 // waiter's acquire behind 1,000 others, against 1 ms uncompressed).
@@ -261,8 +273,15 @@ func unpackBits(i string) string {
 		"lt := v_wb[{i}] & 65535; ls := (v_wb[{i}] >> 16) & 65535; plt := (v_wb[{i}] >> 32) & 65535; pls := (v_wb[{i}] >> 48) & 65535;")
 }
 
+func periodSQL(win string) string {
+	return strings.NewReplacer("{win}", win).Replace(
+		"wl := {win}; tlag := least(20000000 + wl / 1000, wl / 10); " +
+			"IF al THEN w := wl; tfl := wl - least(wl, 2000000000 + wl / 20) - tlag; ELSE w := wl + tlag; tlag := 0; tfl := 0; END IF;")
+}
+
 func shiftTail(k string) string {
-	return "IF " + k + " = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF;"
+	return "IF " + k + " = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF; " +
+		"IF al THEN pv := -1 - pv; END IF;"
 }
 
 // fracHead and fracBody make smartratelimit's packFrac a SQL function:
@@ -306,6 +325,21 @@ func (n *names) replacer() *strings.Replacer {
 		"{now}", n.now,
 		"{max_undo}", strconv.Itoa(maxUndo),
 		"{max_start}", strconv.FormatInt(maxStart, 10),
+		// A window's alignment (smartratelimit.Window.Aligned: Prev
+		// negative, or NaN as written before version 9) and the units of
+		// its window before (Prev, stored as -1 - units when aligned).
+		"{aligned}", "(pv < 0 OR pv = 'NaN'::float8)",
+		// Window.Period of limit i (w), its Limit.Window (wl), and the lag
+		// and floor of the tail its window sees (tailOf): an aligned
+		// window lasts its Limit.Window and counts the units of the window
+		// before only after Window - Uncertainty - lag of it, for a window
+		// and the lag (the Span's margin); an unaligned one lasts the Span.
+		"{period_i}", periodSQL("v_win[i]"),
+		// serverEnd of report q, for a limit of window wl: slo and shi,
+		// and whether they may align a window (pr).
+		"{server_end}", serverEndSQL,
+		"{period_j}", periodSQL("v_win[j]"),
+		"{prev_units}", "(CASE WHEN pv = 'NaN'::float8 THEN 0 WHEN pv < 0 THEN -1 - pv ELSE pv END)",
 		"{fmax}", "'1.7976931348623157e308'::float8",
 	}
 	// Sums that float8 fails to carry to infinity (a count far beyond the
@@ -319,6 +353,7 @@ func (n *names) replacer() *strings.Replacer {
 	carry := strings.NewReplacer("{carry}", carrySQL)
 	return strings.NewReplacer(append(base,
 		"{carry}", r.Replace(carrySQL),
+		"{realign}", r.Replace(realignSQL),
 		"{take_v_t}", r.Replace(carry.Replace(takeSQL("v_t", "v_now"))),
 		"{take_g_at}", r.Replace(carry.Replace(takeSQL("g_at", "g_now"))),
 		"{keep_undo}", r.Replace(keepUndoSQL),
@@ -327,15 +362,13 @@ func (n *names) replacer() *strings.Replacer {
 
 // takeSQL returns smartratelimit.Window.Take at instant at of a grant
 // made at instant now (SQL expressions), on the window in st, u, pv, al,
-// lt, ls, plt and pls, for limit lm, span w and cost c.
+// lt, ls, plt and pls, for limit lm, period w and cost c.
 func takeSQL(at, now string) string {
 	return strings.NewReplacer("{at}", at, "{tnow}", now).Replace(`
 		IF {at} >= st + w THEN
 			kk := ({at} - st) / w;
-			IF NOT al THEN
-				{shift_kk}
-				lt := 0; ls := 0;
-			END IF;
+			{shift_kk}
+			lt := 0; ls := 0;
 			st := st + kk * w;
 			u := 0;
 		END IF;
@@ -344,17 +377,54 @@ func takeSQL(at, now string) string {
 			u := greatest(u, ({at} - st)::float8 / w::float8 * lm);
 		END IF;
 		u := CASE WHEN c > {fmax} - u THEN 'Infinity'::float8 ELSE u + c END;
-		IF NOT al THEN
-			g := greatest(g, ({at} - st)::float8 / w::float8 * lm);
-			g := CASE WHEN c > {fmax} - g THEN 'Infinity'::float8 ELSE g + c END;
-			lt := {frac}(g - u, lm);
-			ls := greatest(ls, {frac}(({at} - st)::float8, w::float8));
-		END IF;
+		g := greatest(g, ({at} - st)::float8 / w::float8 * lm);
+		g := CASE WHEN c > {fmax} - g THEN 'Infinity'::float8 ELSE g + c END;
+		lt := {frac}(g - u, lm);
+		ls := greatest(ls, {frac}(({at} - st)::float8, w::float8));
 		{carry}`)
 }
 
+// serverEndSQL is smartratelimit's serverEnd of report q at v_now for a
+// limit of window wl: the server counted the request between its send
+// time (v_now when unknown) and v_now, in a window ending after that,
+// within a window of it and its reset (rounded by up to a second) later.
+const serverEndSQL = `
+				e := CASE WHEN v_sent > 0 AND v_sent < v_now THEN v_sent ELSE v_now END;
+				shi := least(v_now + p_qreset[q] + 1000000000, v_now + wl);
+				slo := greatest(e + p_qreset[q] - 1000000000, e);
+				pr := slo <= shi AND shi - slo <= least(wl, 2000000000 + wl / 20);`
+
+// realignSQL is smartratelimit.Window's realign at v_now to the end shi,
+// on the window in st, u, pv, al, lt, ls, plt, pls of limit j (period w,
+// tail lag tlag and floor tfl): the units of its window, and those of the
+// window before that count against a grant at v_now, stay counted in the
+// aligned window of that end (or before it on its phase) holding v_now,
+// as granted at v_now.
+const realignSQL = `
+					tu := {prev_units};
+					IF tu > 0 AND st <= v_now THEN
+						kk := greatest(v_now - st - tlag, tfl);
+						IF kk < ceil(pls::float8 / 65535 * w::float8)::bigint THEN
+							k := greatest(0, least(tu, ceil(CASE WHEN plt::float8 / 65535 * lm > {fmax} - tu THEN 'Infinity'::float8
+							                                  ELSE tu + plt::float8 / 65535 * lm END
+							                             - kk::float8 / w::float8 * lm) - 1));
+							u := CASE WHEN k > {fmax} - u THEN 'Infinity'::float8 ELSE u + k END;
+						END IF;
+					END IF;
+					st := shi - wl;
+					IF st > v_now THEN
+						st := st - ((st - v_now - 1) / wl + 1) * wl;
+					END IF;
+					al := true; pv := -1; lt := 0; ls := 0; plt := 0; pls := 0;
+					IF u > 0 THEN
+						o := least(greatest(v_now - st, 0), wl)::float8;
+						lt := {frac}(o / wl::float8 * lm, lm);
+						ls := {frac}(o, wl::float8);
+					END IF;
+					{period_j}`
+
 // carrySQL is smartratelimit.Window's carry on the window in st, u, pv,
-// al, lt, ls, plt and pls, for limit lm and span w: units beyond the limit
+// al, lt, ls, plt and pls, for limit lm and period w: units beyond the limit
 // move into the following windows, which then count as full; never past
 // maxStart, and an infinite count less an infinite carry is a full window.
 const carrySQL = `
@@ -363,10 +433,8 @@ const carrySQL = `
 			k := least(CASE WHEN (u - lm) / 1048576 > lm THEN 1048576 ELSE ceil((u - lm) / lm) END,
 			           (({max_start} - st) / w)::float8);
 			IF k >= 1 THEN
-				IF NOT al THEN
-					{shift_k}
-					lt := 0; ls := 0;
-				END IF;
+				{shift_k}
+				lt := 0; ls := 0;
 				st := st + k::bigint * w;
 				IF u = 'Infinity'::float8 AND lm > {fmax} / k THEN
 					-- An infinite count less an infinite carry: full (float8
@@ -515,6 +583,15 @@ DECLARE
 	sl  bigint;
 	fr  boolean;
 	hr  boolean;
+	-- A limit's window (Limit.Window) beside its period w; the lag and
+	-- floor of the tail a window sees (0 unaligned); the bounds of a
+	-- server's window end (serverEnd), whether close enough to align.
+	wl   bigint;
+	tlag bigint;
+	tfl  bigint;
+	slo  bigint;
+	shi  bigint;
+	pr   boolean;
 	-- A waiter's records for cancel (undo_b, undo_f), bigints per record.
 	ub  bigint[];
 	uf  float8[];
@@ -634,29 +711,23 @@ const acquireBody = `
 		-- The cost of the request for this limit.
 		c := CASE WHEN array_position(p_cdim, v_dim[i]) IS NOT NULL THEN p_camt[array_position(p_cdim, v_dim[i])]
 		          WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
-		lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
+		lm := v_lim[i]; pv := v_wp[i]; al := {aligned};
+		{period_i}
 		IF c > lm + 1e-9 OR w <= 0 OR NOT (lm > 0) THEN
 			code := 1;
 		ELSE
-			st := v_ws[i]; u := v_wu[i]; pv := v_wp[i];
-			al := pv = 'NaN'::float8;
+			st := v_ws[i]; u := v_wu[i];
 			{unpack_i}
 			-- The tail the window at st sees.
-			IF al THEN
-				tu := 0; tl := 0; tls := 0;
-			ELSE
-				tu := pv; tl := plt::float8 / 65535 * lm; tls := ceil(pls::float8 / 65535 * w::float8)::bigint;
-			END IF;
+			tu := {prev_units}; tl := plt::float8 / 65535 * lm; tls := ceil(pls::float8 / 65535 * w::float8)::bigint;
 			IF e >= st + w THEN
 				kk := (e - st) / w;
-				IF al OR kk >= 2 THEN
+				IF kk >= 2 THEN
 					tu := 0; tl := 0; tls := 0;
 				ELSE
 					tu := u; tl := lt::float8 / 65535 * lm; tls := ceil(ls::float8 / 65535 * w::float8)::bigint;
 				END IF;
-				IF NOT al THEN
-					{shift_kk}
-				END IF;
+				{shift_kk}
 				st := st + kk * w; u := 0; lt := 0; ls := 0;
 			END IF;
 			fr := false;
@@ -685,6 +756,9 @@ const acquireBody = `
 							          WHEN lm >= 1 THEN least(ceil(o * w::float8 / lm), tls::float8)
 							          WHEN o * w::float8 > {fmax} * lm THEN tls::float8
 							          ELSE least(ceil(o * w::float8 / lm), tls::float8) END;
+							-- An aligned window's tail counts only after its floor,
+							-- for a window and the lag.
+							o := CASE WHEN o <= tfl THEN 0 ELSE o + tlag END;
 						END IF;
 						IF o > 0 THEN
 							sl := greatest(sl, st + least(o, w::float8)::bigint);
@@ -697,7 +771,7 @@ const acquireBody = `
 				END IF;
 				-- The window after: its tail is this one's (none after a
 				-- window passed over).
-				IF al OR fr THEN
+				IF fr THEN
 					tu := 0; tl := 0; tls := 0;
 				ELSE
 					tu := u;
@@ -723,12 +797,10 @@ const acquireBody = `
 			v_t := sl; q := i;
 		ELSIF sl = e THEN
 			-- Take at tmin: the window as found, plus the cost.
-			IF NOT al THEN
-				g := CASE WHEN c > {fmax} - greatest(g, (e - st)::float8 / w::float8 * lm) THEN 'Infinity'::float8
-				          ELSE greatest(g, (e - st)::float8 / w::float8 * lm) + c END;
-				lt := {frac}(g - (u + c), lm);
-				ls := greatest(ls, {frac}((e - st)::float8, w::float8));
-			END IF;
+			g := CASE WHEN c > {fmax} - greatest(g, (e - st)::float8 / w::float8 * lm) THEN 'Infinity'::float8
+			          ELSE greatest(g, (e - st)::float8 / w::float8 * lm) + c END;
+			lt := {frac}(g - (u + c), lm);
+			ls := greatest(ls, {frac}((e - st)::float8, w::float8));
 			nws[i] := st; nwu[i] := u + c; nwp[i] := pv; nwb[i] := {bits};
 		END IF;
 	END LOOP;
@@ -771,9 +843,9 @@ const acquireBody = `
 	FOR i IN 1..n LOOP
 		c := CASE WHEN array_position(p_cdim, v_dim[i]) IS NOT NULL THEN p_camt[array_position(p_cdim, v_dim[i])]
 		          WHEN v_dim[i] = 'requests' THEN 1 ELSE 0 END;
-		w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10); lm := v_lim[i];
-		st := v_ws[i]; u := v_wu[i]; pv := v_wp[i];
-		al := pv = 'NaN'::float8;
+		lm := v_lim[i]; pv := v_wp[i]; al := {aligned};
+		{period_i}
+		st := v_ws[i]; u := v_wu[i];
 		{unpack_i}
 		{take_v_t}
 		v_ws[i] := st; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := {bits};
@@ -844,7 +916,6 @@ const observeBody = `
 				EXIT;
 			END IF;
 		END LOOP;
-		w := p_qwin[q] + least(20000000 + p_qwin[q] / 1000, p_qwin[q] / 10);  -- Span
 		IF j = 0 THEN
 			-- A new learned limit (at most 16, so that a hostile server cannot
 			-- grow a row without bound).
@@ -859,28 +930,27 @@ const observeBody = `
 				END LOOP;
 			END IF;
 			IF i > 0 THEN
-				-- The window of the default, with the slots booked under it;
-				-- a current one keeps its count but ends with the server's
-				-- (aligned), unless slots were booked under the defaults
-				-- after the server's end: their units would leave it.
+				-- The window of the default, with the slots booked under it
+				-- (Reconcile aligns it with the server's when it may).
 				v_ws[j] := dws[i]; v_wu[j] := dwu[i]; v_wp[j] := dwp[i]; v_wb[j] := dwb[i];
-				IF p_qhasreset[q] AND dws[i] <= v_now AND v_last < v_now + p_qreset[q] THEN
-					v_ws[j] := v_now + p_qreset[q] - w; v_wp[j] := 'NaN'; v_wb[j] := 0;
-				END IF;
 			ELSE
-				-- StartWindow: the window ends at the server's reset
-				-- (aligned), or starts now.
-				v_ws[j] := v_now; v_wu[j] := 0; v_wp[j] := 0; v_wb[j] := 0;
-				IF p_qhasreset[q] AND w > 0 THEN
-					v_ws[j] := v_now + p_qreset[q] - w; v_wp[j] := 'NaN';
+				-- StartWindow: ending at the latest end the report allows
+				-- (aligned), else starting when the request was sent.
+				v_ws[j] := CASE WHEN v_sent > 0 AND v_sent < v_now THEN v_sent ELSE v_now END;
+				v_wu[j] := 0; v_wp[j] := 0; v_wb[j] := 0;
+				wl := p_qwin[q];
+				IF p_qhasreset[q] AND wl > 0 THEN
+					{server_end}
+					IF pr THEN
+						v_ws[j] := shi - wl; v_wp[j] := -1;
+					END IF;
 				END IF;
 			END IF;
 		END IF;
 		-- A learned limit keeps the longest window reported for it.
 		v_lim[j] := p_qlim[q]; v_win[j] := greatest(coalesce(v_win[j], 0), p_qwin[q]);
-		w := v_win[j] + least(20000000 + v_win[j] / 1000, v_win[j] / 10);  -- Span
 		lm := p_qlim[q];
-		CONTINUE WHEN NOT (lm > 0) OR w <= 0;
+		CONTINUE WHEN NOT (lm > 0) OR v_win[j] <= 0;
 
 		-- Reconcile; when it aligns the window with a server window ending
 		-- before a slot already handed out, again without the reset: the
@@ -891,79 +961,92 @@ const observeBody = `
 		-- have come.
 		hr := p_qhasreset[q];
 		LOOP
-			st := v_ws[j]; u := v_wu[j]; pv := v_wp[j];
-			al := pv = 'NaN'::float8;
+			st := v_ws[j]; u := v_wu[j]; pv := v_wp[j]; al := {aligned};
+			{period_j}
 			{unpack_j}
 			IF v_now >= st + w THEN
 				kk := (v_now - st) / w;
-				IF NOT al THEN
-					{shift_kk}
-					lt := 0; ls := 0;
-				END IF;
+				{shift_kk}
+				lt := 0; ls := 0;
 				st := st + kk * w;
 				u := 0;
 			END IF;
-			tol := 1000000000 + w / 20;   -- Tolerance(w)
-			c := NULL;  -- the server's used count, when known
-			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now
-			   AND (NOT hr OR v_now + p_qreset[q] <= st + w + tol) THEN
+			tol := 1000000000 + wl / 20;   -- Tolerance(window)
+			pr := false;
+			IF hr THEN
+				{server_end}
+				IF shi < slo AND p_qreset[q] < 0 THEN
+					-- The server's window ended before it counted the request: over.
+					v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
+					CONTINUE quotas;
+				END IF;
+			END IF;
+			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND (NOT hr OR shi <= st + w + tol) THEN
 				-- Sent before the current window began: about an earlier window.
 				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 				CONTINUE quotas;
-			ELSE
-				IF p_qhasrem[q] THEN
-					c := greatest(0, lm - p_qrem[q]);
-					IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
-						-- At most the grants of the latest window are in the server's too.
-						c := c + least((v_seq - p_sent_seq)::float8, u);
-					END IF;
-				END IF;
-				fr := false;  -- whether the count may lower what is left
-				IF hr THEN
-					e := v_now + p_qreset[q];   -- the server's window end
-					IF e > st + w + tol THEN
-						-- The server is already in a window after the latest local one.
-						al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
-						st := e - w;
-						u := coalesce(c, 0);
-					ELSIF st > v_now THEN
-						-- The latest local window is a future one, holding
-						-- reservations the server cannot know of: ignored.
-						v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
-						CONTINUE quotas;
-					ELSIF e >= st + w - tol THEN
-						-- The same window.
-						al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
-						fr := true;
-					ELSIF v_sent <= 0 AND e <= st + tol THEN
-						-- Without the send time, a window ending about when the
-						-- local one began is taken for the one before: stale. (With
-						-- it, a request sent in an earlier window was checked above.)
-						v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
-						CONTINUE quotas;
-					ELSE
-						-- The server's window ends inside the local current one: align.
-						al := true; pv := 'NaN'; lt := 0; ls := 0; plt := 0; pls := 0;
-						st := e - w;
-						fr := true;
-					END IF;
-				ELSIF st <= v_now THEN
-					fr := true;
-				END IF;
-				IF fr AND c > u THEN
-					IF NOT al THEN
-						-- The units the server counted beyond the local ones are
-						-- taken as granted now.
-						g := greatest({grid}, ((v_now - st)::float8 / w::float8) * lm);
-						g := CASE WHEN c > {fmax} - g THEN 'Infinity'::float8 ELSE g + c END - u;
-						lt := {frac}(g - c, lm);
-						ls := greatest(ls, {frac}((v_now - st)::float8, w::float8));
-					END IF;
-					u := c;
-				END IF;
-				{carry}
 			END IF;
-			EXIT WHEN NOT (hr AND v_last > v_now AND v_last >= v_now + p_qreset[q] AND (st - v_ws[j]) % w <> 0);
+			c := NULL;  -- the server's used count, when known
+			IF p_qhasrem[q] THEN
+				c := greatest(0, lm - p_qrem[q]);
+				IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
+					-- At most the grants of the latest window are in the server's too.
+					c := c + least((v_seq - p_sent_seq)::float8, u);
+				END IF;
+			END IF;
+			fr := false;  -- whether the count may lower what is left
+			IF NOT hr THEN
+				fr := st <= v_now;
+			ELSIF shi > st + w + tol THEN
+				-- The server is already in a window after the latest local
+				-- one: precise enough, the window ends with it and takes its
+				-- count; else the count lowers the local one.
+				IF pr THEN
+					{realign}
+					IF c IS NOT NULL THEN
+						u := c;
+					END IF;
+				ELSE
+					fr := st <= v_now;
+				END IF;
+			ELSIF st > v_now THEN
+				-- The latest local window is a future one, holding
+				-- reservations the server cannot know of: ignored.
+				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
+				CONTINUE quotas;
+			ELSIF shi >= st + w - tol OR v_sent > 0 OR slo > st + tol THEN
+				-- The same window, or the server's ends inside the local one:
+				-- a report precise enough aligns an unaligned window, and one
+				-- whose end it contradicts.
+				IF pr AND (NOT al OR st + w < slo OR st + w > shi + least(wl, 2000000000 + wl / 20)) THEN
+					{realign}
+				END IF;
+				fr := true;
+			ELSE
+				-- Without the send time, a window ending about when the local
+				-- one began is taken for the one before: stale.
+				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
+				CONTINUE quotas;
+			END IF;
+			IF fr AND c > u THEN
+				IF al THEN
+					-- The server counted its units in its window, which ends no
+					-- later than the local one: the grid keeps its end.
+					lt := {frac}({grid} - c, lm);
+				ELSE
+					-- The units the server counted beyond the local ones are
+					-- taken as granted now.
+					g := greatest({grid}, ((v_now - st)::float8 / w::float8) * lm);
+					g := CASE WHEN c > {fmax} - g THEN 'Infinity'::float8 ELSE g + c END - u;
+					lt := {frac}(g - c, lm);
+					ls := greatest(ls, {frac}((v_now - st)::float8, w::float8));
+				END IF;
+				u := c;
+			END IF;
+			{carry}
+			EXIT WHEN NOT (hr AND v_last > v_now
+			               AND v_last >= CASE WHEN st > v_now THEN st - ((st - v_now - 1) / w + 1) * w ELSE st END + w
+			               AND (al <> (v_wp[j] < 0 OR v_wp[j] = 'NaN'::float8) OR (st - v_ws[j]) % w <> 0));
 			hr := false;
 		END LOOP;
 		v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
@@ -977,9 +1060,7 @@ const observeBody = `
 		FOR i IN 1..n LOOP
 			IF v_ws[i] < e AND v_last < e THEN
 				v_ws[i] := e; v_wu[i] := 0; v_wb[i] := 0;
-				IF NOT (v_wp[i] = 'NaN'::float8) THEN
-					v_wp[i] := 0;
-				END IF;
+				v_wp[i] := CASE WHEN v_wp[i] < 0 OR v_wp[i] = 'NaN'::float8 THEN -1 ELSE 0 END;
 			END IF;
 		END LOOP;
 	END IF;
@@ -1060,10 +1141,10 @@ RETURNS bigint LANGUAGE plpgsql AS`
 // sweepBody deletes idle rows when this caller wins the maintenance lock
 // (-1 otherwise): rows forgetting which changes nothing (the memory
 // backend's forgettable): not blocked, no slot to come, no override and
-// every window over (now >= wstart + Span(win)), so an exhausted daily
-// quota outlives an idle hour; an unaligned window also while its latest
-// unit is within a window's length (a bound the memory backend's Idle may
-// lift earlier). The conditions are repeated on the outer
+// every window over (now >= wstart + its period: Span(win) unaligned, win
+// aligned), so an exhausted daily quota outlives an idle hour; also while
+// its latest unit is within a period (and, aligned, the Span's margin) of
+// now (a bound the memory backend's Idle may lift earlier). The conditions are repeated on the outer
 // DELETE so that a row updated meanwhile is checked again in its newest
 // version.
 const sweepBody = `
@@ -1080,18 +1161,24 @@ BEGIN
 		WHERE s.last_used < v_now - p_ttl AND s.blocked_until <= v_now AND s.last_slot <= v_now
 		  AND NOT (s.src && '{2}'::smallint[])
 		  AND NOT EXISTS (SELECT 1 FROM unnest(s.wstart, s.win, s.wused, s.wprev, s.wbits) AS x(ws, wn, wu, wp, wb)
-		                  CROSS JOIN LATERAL (SELECT x.wn + least(20000000 + x.wn / 1000, x.wn / 10) AS sp) y
-		                  WHERE v_now < x.ws + y.sp
-		                     OR (NOT (coalesce(x.wp, 0) = 'NaN'::float8) AND x.wu > 0 AND v_now < x.ws + 2 * y.sp
-		                         AND v_now - x.ws - y.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * y.sp::float8)))
+		                  CROSS JOIN LATERAL (SELECT (coalesce(x.wp, 0) < 0 OR coalesce(x.wp, 0) = 'NaN'::float8) AS al,
+		                                             least(20000000 + x.wn / 1000, x.wn / 10) AS mg) y
+		                  CROSS JOIN LATERAL (SELECT CASE WHEN y.al THEN x.wn ELSE x.wn + y.mg END AS sp,
+		                                             CASE WHEN y.al THEN y.mg ELSE 0 END AS lag) z
+		                  WHERE v_now < x.ws + z.sp
+		                     OR (x.wu > 0 AND v_now < x.ws + 2 * z.sp
+		                         AND v_now - x.ws - z.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * z.sp::float8) + z.lag))
 		LIMIT p_batch)
 	  AND t.last_used < v_now - p_ttl AND t.blocked_until <= v_now AND t.last_slot <= v_now
 	  AND NOT (t.src && '{2}'::smallint[])
 	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart, t.win, t.wused, t.wprev, t.wbits) AS x(ws, wn, wu, wp, wb)
-	                  CROSS JOIN LATERAL (SELECT x.wn + least(20000000 + x.wn / 1000, x.wn / 10) AS sp) y
-	                  WHERE v_now < x.ws + y.sp
-	                     OR (NOT (coalesce(x.wp, 0) = 'NaN'::float8) AND x.wu > 0 AND v_now < x.ws + 2 * y.sp
-	                         AND v_now - x.ws - y.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * y.sp::float8)));
+	                  CROSS JOIN LATERAL (SELECT (coalesce(x.wp, 0) < 0 OR coalesce(x.wp, 0) = 'NaN'::float8) AS al,
+	                                             least(20000000 + x.wn / 1000, x.wn / 10) AS mg) y
+	                  CROSS JOIN LATERAL (SELECT CASE WHEN y.al THEN x.wn ELSE x.wn + y.mg END AS sp,
+	                                             CASE WHEN y.al THEN y.mg ELSE 0 END AS lag) z
+	                  WHERE v_now < x.ws + z.sp
+	                     OR (x.wu > 0 AND v_now < x.ws + 2 * z.sp
+	                         AND v_now - x.ws - z.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * z.sp::float8) + z.lag));
 	GET DIAGNOSTICS v_n = ROW_COUNT;
 	RETURN v_n;
 END`
@@ -1132,6 +1219,7 @@ DECLARE
 	i int; j int;
 	c float8; lm float8; u float8; pv float8; g float8; k float8; x float8;
 	w bigint; st bigint; kk bigint; lt bigint; ls bigint; plt bigint; pls bigint;
+	wl bigint; tlag bigint; tfl bigint;
 	al boolean;
 BEGIN
 	IF p_relaxed THEN
@@ -1170,9 +1258,9 @@ BEGIN
 			FOR j IN 1..coalesce(cardinality(p_cdim), 0) LOOP
 				IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 			END LOOP;
-			lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
-			st := ub[o + 4 + i]; u := uf[f + i]; pv := uf[f + n + i];
-			al := pv = 'NaN'::float8;
+			lm := v_lim[i]; st := ub[o + 4 + i]; u := uf[f + i]; pv := uf[f + n + i];
+			al := {aligned};
+			{period_i}
 			lt := ub[o + 4 + n + i] & 65535; ls := (ub[o + 4 + n + i] >> 16) & 65535;
 			plt := (ub[o + 4 + n + i] >> 32) & 65535; pls := (ub[o + 4 + n + i] >> 48) & 65535;
 			{take_g_at}
@@ -1198,22 +1286,22 @@ BEGIN
 			FOR j IN 1..coalesce(cardinality(p_cdim), 0) LOOP
 				IF p_cdim[j] = v_dim[i] THEN c := p_camt[j]; EXIT; END IF;
 			END LOOP;
-			lm := v_lim[i]; w := v_win[i] + least(20000000 + v_win[i] / 1000, v_win[i] / 10);
+			lm := v_lim[i];
 			-- A grant holds at most a limit's worth (else each window rolled
 			-- back gives back a limit more, unbounded: a cost of 1e300 ran
 			-- until the statement timeout, holding the row).
 			st := v_ws[i]; u := v_wu[i] - least(c, lm); pv := v_wp[i];
+			al := {aligned};
+			{period_i}
 			{unpack_i}
 			-- Emptying a future window makes the full one before it the latest,
 			-- its units where this one's tail said.
 			WHILE u < 1e-9 AND st - w > v_now AND lm > 0 LOOP
 				st := st - w;
 				u := u + lm;
-				IF NOT (pv = 'NaN'::float8) THEN
-					lt := {frac}(CASE WHEN plt::float8 / 65535 * lm > {fmax} - pv THEN 'Infinity'::float8
-					              ELSE pv + plt::float8 / 65535 * lm END - u, lm);
-					ls := pls; pv := 0; plt := 0; pls := 0;
-				END IF;
+				lt := {frac}(CASE WHEN plt::float8 / 65535 * lm > {fmax} - {prev_units} THEN 'Infinity'::float8
+				              ELSE {prev_units} + plt::float8 / 65535 * lm END - u, lm);
+				ls := pls; pv := CASE WHEN al THEN -1 ELSE 0 END; plt := 0; pls := 0;
 			END LOOP;
 			u := greatest(u, 0);
 			v_ws[i] := st; v_wu[i] := u; v_wp[i] := pv; v_wb[i] := {bits};
@@ -1247,6 +1335,7 @@ var migrations = []func(n *names) []string{
 	(*names).ddlV6,
 	(*names).ddlV7,
 	(*names).ddlV8,
+	(*names).ddlV9,
 }
 
 // querier is what the schema code needs: a pool, a connection or a transaction.
