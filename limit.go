@@ -43,16 +43,16 @@ const MinLimit = 1e-6
 // windows from servers are clamped to it.
 const MaxWindow = 366 * 24 * time.Hour
 
-// Span is the window length the arithmetic enforces, in nanoseconds: the
-// window stretched by a small safety margin (20ms plus a thousandth of the
-// window, at most a tenth of it). A paced request that leaves up to that
-// late (a timer waking late on a loaded machine) then cannot put one more
-// request than the limit into the server's window: the limit's slots span
-// slightly more than a window.
-func (l Limit) Span() int64 {
-	w := int64(l.Window)
-	return w + min(int64(SpanMargin)+w/1000, w/10)
-}
+// Span is the window length the arithmetic enforces on a window whose
+// phase is not the server's, in nanoseconds: the window stretched by a
+// small safety margin (20ms plus a thousandth of the window, at most a
+// tenth of it). A paced request that leaves up to that late (a timer
+// waking late on a loaded machine) then cannot put one more request than
+// the limit into the server's window: the limit's slots span slightly
+// more than a window. (A window aligned with the server's lasts the
+// window itself; the margin widens the part of it whose requests count
+// against the next: see Window.)
+func (l Limit) Span() int64 { return spanOf(int64(l.Window)) }
 
 // SpanMargin is the fixed part of the safety margin added to every window.
 const SpanMargin = 20 * time.Millisecond

@@ -293,3 +293,41 @@ func TestUntakeReturns(t *testing.T) {
 		assert.False(t, st.Limits[0].Reserved < 0 || math.IsNaN(st.Limits[0].Reserved), "cost %v: %+v", cost, st.Limits[0])
 	}
 }
+
+// TestMigrationFromV8 upgrades a table of version 8, whose aligned
+// windows have Prev NaN and no grid: they stay aligned (an aligned window
+// with no tail, until a new window or a block writes -1 - units), keep
+// their count and end.
+func TestMigrationFromV8(t *testing.T) {
+	b, dsn, schema := newTest(t)
+	ctx := ctxT(t)
+	server := srl.Limit{Name: "q", Dimension: srl.DimRequests, Limit: 10, Window: time.Minute}
+	require.NoError(t, b.Observe(ctx, "v8", srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: server, Remaining: 7, HasRemaining: true, ResetIn: 30 * time.Second, HasReset: true}}}))
+	before, err := b.Status(ctx, "v8")
+	require.NoError(t, err)
+	require.Len(t, before.Limits, 1)
+	b2, conn := reopenAsOf(t, b, dsn, schema, 8,
+		`UPDATE `+b.n.qTable+` SET wprev = array_fill('NaN'::float8, ARRAY[cardinality(wprev)]),
+			wbits = array_fill(0::bigint, ARRAY[cardinality(wbits)])`)
+	st, err := b2.Status(ctx, "v8")
+	require.NoError(t, err)
+	require.Len(t, st.Limits, 1)
+	assert.Equal(t, 7.0, st.Limits[0].Remaining)
+	assert.Equal(t, before.Limits[0].ResetAt, st.Limits[0].ResetAt, "the window keeps its end")
+
+	// A report of the same window keeps it; the count lowers.
+	require.NoError(t, b2.Observe(ctx, "v8", srl.Update{Quotas: []srl.QuotaUpdate{
+		{Limit: server, Remaining: 5, HasRemaining: true, ResetIn: time.Until(st.Limits[0].ResetAt) - srl.ResetSlack, HasReset: true}}}))
+	r, err := b2.Acquire(ctx, req("v8", 0))
+	require.NoError(t, err)
+	require.True(t, r.OK)
+	st, err = b2.Status(ctx, "v8")
+	require.NoError(t, err)
+	assert.Equal(t, 4.0, st.Limits[0].Remaining)
+	assert.Equal(t, before.Limits[0].ResetAt, st.Limits[0].ResetAt)
+	var prev []float64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT wprev FROM `+b.n.qTable+` WHERE key = $1`, []byte("v8")).Scan(&prev))
+	require.Len(t, prev, 1)
+	assert.True(t, prev[0] < 0 || math.IsNaN(prev[0]), "still aligned: %v", prev)
+}

@@ -664,7 +664,8 @@ END`
 
 // acquireBody follows smartratelimit.Window: Earliest on every limit from
 // tmin = max(now, blocked_until, last_slot), then Take at the latest
-// answer on every limit, both on each limit's Span (win stretched by
+// answer on every limit, both on each limit's period (Window.Period: win
+// for an aligned window, else its Span, win stretched by
 // least(20ms + win/1000, win/10)). at is the slot granted (0 when none).
 // A cost no window holds (code 1) still records the defaults and the use,
 // as the memory backend does.
@@ -870,10 +871,11 @@ const observeHead = `CREATE OR REPLACE FUNCTION {observe}(
 RETURNS void LANGUAGE plpgsql AS`
 
 // observeBody merges the quotas into the learned limits and runs
-// smartratelimit.Window.Reconcile on each (on its Span), then Block on
+// smartratelimit.Window.Reconcile on each (on its period), then Block on
 // every limit. A new learned limit takes over the window of a default of
 // the same window and dimension while the defaults are in force (the
-// memory backend's inherit), else starts on the server's window.
+// memory backend's inherit; Reconcile aligns it), else starts on the
+// server's window (StartWindow).
 const observeBody = `
 	-- The send time of the reported request (0: unknown).
 	-- A request sent before the time line began is dated at its first
