@@ -431,13 +431,14 @@ func (w *Window) carry(limit float64, p int64) {
 // so traffic resumes paced from the block's end rather than all at once.
 // When slots were already handed out at or after until (lastSlot), the
 // latest window keeps its count: restarting it would forget them.
-// The server's own count restarts then, so the window keeps no tail.
+// The server's own count restarts then, so the window keeps no tail. The
+// restarted window is unaligned: a Retry-After is rounded to whole seconds
+// either way, or is no window's end at all, so a window starting at until
+// may end before the server's, which an aligned window's tail does not
+// cover; the next precise report aligns it again.
 func (w *Window) Block(until, lastSlot int64) {
 	if w.Start < until && lastSlot < until {
-		w.Start = until
-		w.Used, w.Late, w.Last = 0, 0, 0
-		w.setPrev(0)
-		w.PrevLate, w.PrevLast = 0, 0
+		*w = Window{Start: until}
 	}
 }
 

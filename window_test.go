@@ -157,13 +157,13 @@ func TestWindowBlock(t *testing.T) {
 		lastSlot int64
 		want     Window
 	}{
-		{"restarts at the block end", aw(0, 5), 70, 40, aw(70, 0)},
-		{"restarts a full window", aw(0, 10), 300, 90, aw(300, 0)},
+		{"restarts at the block end, unaligned", aw(0, 5), 70, 40, Window{Start: 70}},
+		{"restarts a full window, unaligned", aw(0, 10), 300, 90, Window{Start: 300}},
 		{"keeps reservations beyond the block", aw(200, 5), 150, 240, aw(200, 5)},
 		{"keeps a window starting at the block end", aw(200, 5), 200, 240, aw(200, 5)},
 		{"keeps a window holding slots after the block end", aw(100, 5), 130, 140, aw(100, 5)},
 		{"keeps a window holding a slot at the block end", aw(100, 5), 140, 140, aw(100, 5)},
-		{"restarts when every slot is before the block end", aw(100, 5), 141, 140, aw(141, 0)},
+		{"restarts when every slot is before the block end", aw(100, 5), 141, 140, Window{Start: 141}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -332,9 +332,10 @@ func TestBlockAppliesToLearnedLimits(t *testing.T) {
 		Quotas:   []srl.QuotaUpdate{{Limit: server, Remaining: 60, HasRemaining: true, ResetIn: time.Minute, HasReset: true}},
 		BlockFor: 10 * time.Second,
 	}))
-	// Paced 60s/60 apart from the block's end: an aligned window lasts the
-	// server's window.
-	assert.Equal(t, []time.Duration{10 * time.Second, 11 * time.Second, 12 * time.Second}, waits(t, b, key, 3))
+	// Paced from the block's end, Span/60 apart: the window restarted at
+	// the block's end is unaligned (a Retry-After is no window's end), and
+	// an unaligned window lasts the Span (60.08s).
+	assert.Equal(t, []time.Duration{10 * time.Second, 11*time.Second + 1333333, 12*time.Second + 2666666}, waits(t, b, key, 3))
 }
 
 func TestEvictIdle(t *testing.T) {

@@ -1061,8 +1061,8 @@ const observeBody = `
 		v_blocked := greatest(v_blocked, e);
 		FOR i IN 1..n LOOP
 			IF v_ws[i] < e AND v_last < e THEN
-				v_ws[i] := e; v_wu[i] := 0; v_wb[i] := 0;
-				v_wp[i] := CASE WHEN v_wp[i] < 0 OR v_wp[i] = 'NaN'::float8 THEN -1 ELSE 0 END;
+				-- Unaligned: a Retry-After may end before the server's window.
+				v_ws[i] := e; v_wu[i] := 0; v_wb[i] := 0; v_wp[i] := 0;
 			END IF;
 		END LOOP;
 	END IF;
