@@ -427,6 +427,35 @@ func (w *Window) carry(limit float64, p int64) {
 	}
 }
 
+// Relimit re-expresses w's grids (Late, PrevLate), counted in units of a
+// limit of from, for a limit of to (a learned limit taking over a default's
+// window, or a server announcing another limit). A grid's slots are where
+// its limit put them: read under a higher limit as they are, they would
+// say the units went earlier than they did, and a tail would count fewer
+// of them. Under a higher limit a grid's end keeps its place in the
+// window; under a lower one it keeps its units (later, as safe).
+func (w *Window) Relimit(from, to float64) {
+	if !(from > 0) || !(to > 0) || from == to {
+		return
+	}
+	w.Late = relimitLate(w.Late, w.Used, from, to)
+	w.PrevLate = relimitLate(w.PrevLate, w.prev(), from, to)
+}
+
+// relimitLate returns Late q of a window holding used units under a limit
+// of from as a Late under a limit of to (both positive).
+func relimitLate(q uint16, used, from, to float64) uint16 {
+	if to < from {
+		return packFrac(unpackFrac(q, from), to)
+	}
+	if !(used <= 1e300) {
+		return fixed
+	}
+	// The grid's end (used + late) stays at (used + late)/from of the
+	// window: late' = that much of to less used, as a fraction of to.
+	return packFrac(used/from-used/to+unpackFrac(q, from)/from, 1)
+}
+
 // Block makes the window restart at until (a server's 429 or Retry-After),
 // so traffic resumes paced from the block's end rather than all at once.
 // When slots were already handed out at or after until (lastSlot), the

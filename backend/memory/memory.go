@@ -584,6 +584,7 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 			ls = &st.x.headers[len(st.x.headers)-1]
 		}
 		window := max(ls.Window, q.Window) // a window is never shorter than a reset once announced
+		ls.w.Relimit(ls.Limit.Limit, q.Limit.Limit)
 		ls.Limit = q.Limit
 		ls.Window = window
 		g := 0.0
@@ -680,7 +681,9 @@ func (st *keyState) inherit(q *srl.QuotaUpdate, now, sentAt int64, defaultsActiv
 	if defaultsActive && st.defs != nil {
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
-				return st.def()[i]
+				w := st.def()[i]
+				w.Relimit(d.Limit, q.Limit.Limit)
+				return w
 			}
 		}
 	}

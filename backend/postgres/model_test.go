@@ -56,6 +56,9 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 	now := base
 	setNow(t, b, now)
 	rng := rand.New(rand.NewPCG(1, 2))
+	// rng2 draws what the timeline added later (a server announcing
+	// another limit, resets already past), leaving rng's sequence as it was.
+	rng2 := rand.New(rand.NewPCG(3, 4))
 
 	keys := []string{"a", "b", "c"}
 	defaults := map[string][]srl.Limit{
@@ -158,6 +161,11 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 					// the real one, which the learned limit keeps.
 					q.Window -= time.Duration(rng.Int64N(int64(l.Window) / 2))
 				}
+				if rng2.IntN(5) == 0 {
+					// The server announces another limit: the learned
+					// window's grids are re-expressed (Window.Relimit).
+					q.Limit.Limit = []float64{2, 3, 8, 12.5}[rng2.IntN(4)]
+				}
 				if rng.IntN(4) > 0 {
 					q.Remaining, q.HasRemaining = float64(rng.IntN(int(l.Limit)+2)-1), true
 				}
@@ -167,6 +175,10 @@ func TestSameArithmeticAsMemory(t *testing.T) {
 						// About to reset: a window that may end about when
 						// the local one began.
 						q.ResetIn = time.Duration(rng.Int64N(int64(2 * time.Second)))
+					}
+					if rng2.IntN(10) == 0 {
+						// Already past (a reset counted from a late Date).
+						q.ResetIn = -time.Duration(rng2.Int64N(int64(3 * time.Second)))
 					}
 				}
 				u.Quotas = append(u.Quotas, q)

@@ -279,6 +279,15 @@ func periodSQL(win string) string {
 			"IF al THEN w := wl; tfl := wl - least(wl, 2000000000 + wl / 20) - tlag; ELSE w := wl + tlag; tlag := 0; tfl := 0; END IF;")
 }
 
+// relimitSQL is smartratelimit's relimitLate of Late q of a window holding
+// used units, from the limit v_lim[j] to p_qlim[q] (both positive).
+func relimitSQL(q, used string) string {
+	return strings.NewReplacer("{q}", q, "{used}", used).Replace(
+		"CASE WHEN p_qlim[q] < v_lim[j] THEN {frac}({q}::float8 / 65535 * v_lim[j], p_qlim[q]) " +
+			"WHEN NOT ({used} <= 1e300) THEN 65535 " +
+			"ELSE {frac}({used} / v_lim[j] - {used} / p_qlim[q] + {q}::float8 / 65535 * v_lim[j] / v_lim[j], 1) END")
+}
+
 func shiftTail(k string) string {
 	return "IF " + k + " = 1 THEN pv := u; plt := lt; pls := ls; ELSE pv := 0; plt := 0; pls := 0; END IF; " +
 		"IF al THEN pv := -1 - pv; END IF;"
@@ -354,6 +363,9 @@ func (n *names) replacer() *strings.Replacer {
 	return strings.NewReplacer(append(base,
 		"{carry}", r.Replace(carrySQL),
 		"{realign}", r.Replace(realignSQL),
+		// relimitLate of Late and PrevLate from v_lim[j] to p_qlim[q].
+		"{relimit_lt}", r.Replace(relimitSQL("lt", "u")),
+		"{relimit_plt}", r.Replace(relimitSQL("plt", "{prev_units}")),
 		"{take_v_t}", r.Replace(carry.Replace(takeSQL("v_t", "v_now"))),
 		"{take_g_at}", r.Replace(carry.Replace(takeSQL("g_at", "g_now"))),
 		"{keep_undo}", r.Replace(keepUndoSQL),
@@ -564,6 +576,7 @@ DECLARE
 	nwb   bigint[];
 	dwp   float8[];
 	dwb   bigint[];
+	dlm   float8[];
 	-- A window's tail fields (smartratelimit.Window): prev units, whether
 	-- aligned, Late, Last, PrevLate, PrevLast; the tail a window sees
 	-- (units, late in units, offset of the last); a grid's end.
@@ -889,7 +902,7 @@ const observeBody = `
 	IF m > 0 AND v_src && '{0}'::smallint[] THEN
 		-- Learned limits replace the defaults; new ones may inherit their windows.
 		v_inherit := true;
-		dwin := '{}'; ddim := '{}'; dws := '{}'; dwu := '{}'; dwp := '{}'; dwb := '{}';
+		dwin := '{}'; ddim := '{}'; dws := '{}'; dwu := '{}'; dwp := '{}'; dwb := '{}'; dlm := '{}';
 		nsrc := '{}'; nname := '{}'; ndim := '{}'; nlim := '{}'; nwin := '{}'; nws := '{}'; nwu := '{}';
 		nwp := '{}'; nwb := '{}';
 		j := 0; q := 0;
@@ -901,7 +914,7 @@ const observeBody = `
 			ELSE
 				q := q + 1;
 				dwin[q] := v_win[i]; ddim[q] := v_dim[i]; dws[q] := v_ws[i]; dwu[q] := v_wu[i];
-				dwp[q] := v_wp[i]; dwb[q] := v_wb[i];
+				dwp[q] := v_wp[i]; dwb[q] := v_wb[i]; dlm[q] := v_lim[i];
 			END IF;
 		END LOOP;
 		v_src := nsrc; v_name := nname; v_dim := ndim; v_lim := nlim; v_win := nwin; v_ws := nws; v_wu := nwu;
@@ -934,7 +947,7 @@ const observeBody = `
 			IF i > 0 THEN
 				-- The window of the default, with the slots booked under it
 				-- (Reconcile aligns it with the server's when it may).
-				v_ws[j] := dws[i]; v_wu[j] := dwu[i]; v_wp[j] := dwp[i]; v_wb[j] := dwb[i];
+				v_ws[j] := dws[i]; v_wu[j] := dwu[i]; v_wp[j] := dwp[i]; v_wb[j] := dwb[i]; v_lim[j] := dlm[i];
 			ELSE
 				-- StartWindow: ending at the latest end the report allows
 				-- (aligned), else starting when the request was sent.
@@ -948,6 +961,15 @@ const observeBody = `
 					END IF;
 				END IF;
 			END IF;
+		END IF;
+		-- Window.Relimit: the grids (Late, PrevLate) of a window counted
+		-- under another limit (a default's, or the one announced before)
+		-- keep their slots where they are.
+		IF v_lim[j] > 0 AND p_qlim[q] > 0 AND v_lim[j] <> p_qlim[q] THEN
+			u := v_wu[j]; pv := v_wp[j];
+			{unpack_j}
+			lt := {relimit_lt}; plt := {relimit_plt};
+			v_wb[j] := {bits};
 		END IF;
 		-- A learned limit keeps the longest window reported for it.
 		v_lim[j] := p_qlim[q]; v_win[j] := greatest(coalesce(v_win[j], 0), p_qwin[q]);
