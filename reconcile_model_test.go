@@ -86,14 +86,14 @@ func TestReconcileModel(t *testing.T) {
 		after.Reconcile(limit, window, now, u, since, sentAt)
 		remAfter, reserved, _ := after.State(limit, window, now)
 		msg := func() string {
-			return fmt.Sprintf("trial %d: %v: before %+v, after %+v, now %d, report %+v, since %v, sent at %d",
-				trial, l, before, after, now, *u, since, sentAt)
+			return fmt.Sprintf("trial %d: %v: before %+v, after %+v, now %d, report %+v (remaining %v/%v, reset %v/%v), since %v, sent at %d",
+				trial, l, before, after, now, *u, u.Remaining, u.HasRemaining, u.ResetIn, u.HasReset, since, sentAt)
 		}
 		require.False(t, math.IsNaN(after.Used) || after.Used < 0 || math.IsNaN(remAfter) || remAfter < 0 || reserved < 0, msg())
 		require.Less(t, after.Start, int64(math.MaxInt64/4), msg())
 		tol := Tolerance(window)
 		lo, hi, precise := serverEnd(window, now, sentAt, u.ResetIn)
-		later := u.HasReset && hi > cur.Start+p+tol
+		later := u.HasReset && (hi > cur.Start+p+tol || cur.Aligned() && lo > cur.Start+p)
 		stale := sentAt > 0 && sentAt < cur.Start-int64(time.Millisecond) && cur.Start <= now && !later
 		future := cur.Start > now
 		endsBefore := u.HasReset && !later && !stale && !future && sentAt <= 0 && hi < cur.Start+p-tol && lo <= cur.Start+tol

@@ -494,9 +494,10 @@ func Tolerance(window int64) int64 {
 //     contradicts the window's phase (its bounds leave the window's end
 //     neither at nor after the server's, nor within Uncertainty of it),
 //     or the window is not aligned, a report precise enough aligns it;
-//   - a report about a later window starts that window with the server's
-//     count, aligned when precise enough; without a count, the units
-//     granted are kept.
+//   - a report about a later window (its end past the local end by more
+//     than Tolerance or, for an aligned window, its earliest end past the
+//     local end) starts that window with the server's count, aligned when
+//     precise enough; without a count, the units granted are kept.
 //
 // Aligning moves the window's phase: the units already granted count in
 // the new current window (a tail of the window before, within a window of
@@ -515,13 +516,16 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		}
 	}
 	tol := Tolerance(window)
-	if sentAt > 0 && sentAt < w.Start-int64(time.Millisecond) && w.Start <= now {
+	latestEnd := w.Start + p
+	// A report of a window after the latest local one: ending past it by
+	// more than Tolerance or (an aligned window ends no earlier than the
+	// server's window it follows) starting after it at the earliest.
+	later := u.HasReset && (hi > latestEnd+tol || w.Aligned() && lo > latestEnd)
+	if sentAt > 0 && sentAt < w.Start-int64(time.Millisecond) && w.Start <= now && !later {
 		// The request was sent before the current local window began: the
 		// server's count is about an earlier window. Only a report of a
 		// window after the local one (below) may still apply.
-		if !u.HasReset || hi <= w.Start+p+tol {
-			return
-		}
+		return
 	}
 	used := math.NaN()
 	if u.HasRemaining {
@@ -536,9 +540,8 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		w.carry(limit, w.Period(window))
 		return
 	}
-	latestEnd := w.Start + p
 	switch {
-	case hi > latestEnd+tol:
+	case later:
 		// The server is already in a window after the latest local one.
 		if precise {
 			w.realign(limit, window, now, hi)

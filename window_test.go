@@ -223,10 +223,8 @@ func TestWindowReconcile(t *testing.T) {
 		// The same window by Tolerance, but its phase contradicts the local
 		// one: aligned with the latest end the report allows, keeping the
 		// units granted.
-		{"reset 3s late: the local end would be before the server's", aw(0, 2), 20 * sec, update{5, 43 * sec}, 0, 0, aw(4*sec, 5)},
-		{"reset Tolerance late", aw(0, 2), 20 * sec, update{5, 44 * sec}, 0, 0, aw(5*sec, 5)},
 		{"reset 6s early: the local end would be too late", aw(0, 2), 20 * sec, update{5, 33 * sec}, 0, 0, aw(-6*sec, 5)},
-		{"realign keeps the local count", aw(0, 7), 20 * sec, update{5, 43 * sec}, 0, 0, aw(4*sec, 7)},
+		{"realign keeps the local count", aw(0, 7), 20 * sec, update{5, 33 * sec}, 0, 0, aw(-6*sec, 7)},
 		{"an unaligned window aligns", Window{Start: 0, Used: 2}, 20 * sec, update{5, 40 * sec}, 0, 0, aw(sec, 5)},
 		{"an imprecise report aligns nothing", Window{Start: 0, Used: 2}, 20 * sec, update{5, 40 * sec}, 0, 10 * sec, Window{Start: 0, Used: 5}},
 
@@ -238,6 +236,10 @@ func TestWindowReconcile(t *testing.T) {
 		{"later window without remaining keeps the local units", aw(0, 8), 20 * sec, update{math.NaN(), 50 * sec}, 0, 0, aw(11*sec, 8)},
 		{"later window with grants since", aw(0, 8), 20 * sec, update{6, 50 * sec}, 3, 0, aw(11*sec, 7)},
 		{"later window overfull carries", aw(0, 8), 20 * sec, update{0, 50 * sec}, 12, 0, aw(71*sec, 8)},
+		{"reset 3s late: its earliest end is past the local one, so a later window", aw(0, 2), 20 * sec, update{5, 43 * sec}, 0, 0, aw(4*sec, 5)},
+		{"reset 3s late: later, so the server's count applies", aw(0, 7), 20 * sec, update{5, 43 * sec}, 0, 0, aw(4*sec, 5)},
+		{"reset Tolerance late", aw(0, 2), 20 * sec, update{5, 44 * sec}, 0, 0, aw(5*sec, 5)},
+		{"reset 3s late on an unaligned window: not later; aligned, keeping its count", Window{Start: 0, Used: 7}, 20 * sec, update{5, 43 * sec}, 0, 0, aw(4*sec, 7)},
 		{"later window, imprecise: its count applies to the local one", aw(0, 2), 20 * sec, update{6, 50 * sec}, 0, 10 * sec, aw(0, 4)},
 
 		// A report about a window before the latest local one.

@@ -596,6 +596,7 @@ DECLARE
 	sl  bigint;
 	fr  boolean;
 	hr  boolean;
+	hr2 boolean;
 	-- A limit's window (Limit.Window) beside its period w; the lag and
 	-- floor of the tail a window sees (0 unaligned); the bounds of a
 	-- server's window end (serverEnd), whether close enough to align.
@@ -1005,7 +1006,9 @@ const observeBody = `
 					CONTINUE quotas;
 				END IF;
 			END IF;
-			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND (NOT hr OR shi <= st + w + tol) THEN
+			-- A report of a window after the latest local one (Reconcile's later).
+			hr2 := hr AND (shi > st + w + tol OR al AND slo > st + w);
+			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND NOT hr2 THEN
 				-- Sent before the current window began: about an earlier window.
 				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 				CONTINUE quotas;
@@ -1021,7 +1024,7 @@ const observeBody = `
 			fr := false;  -- whether the count may lower what is left
 			IF NOT hr THEN
 				fr := st <= v_now;
-			ELSIF shi > st + w + tol THEN
+			ELSIF hr2 THEN
 				-- The server is already in a window after the latest local
 				-- one: precise enough, the window ends with it and takes its
 				-- count; else the count lowers the local one.
