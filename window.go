@@ -575,18 +575,21 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 // realign makes w an aligned window ending at end, or at the end of the
 // window of its phase holding now. The units of w's current window stay
 // counted in it, with the units of the window before that would count
-// against a grant at now, all as granted at now: their place in the new
-// phase is not known.
+// against a grant at now, all as granted at now or at the window's latest
+// grant if later: their place in the new phase is not known.
 func (w *Window) realign(limit float64, window, now, end int64) {
 	carried := w.Used
 	if w.Start <= now {
 		carried += w.tailOf(0, 0, 0, 0, limit, window).count(limit, w.Period(window), now-w.Start)
 	}
+	// Its units went by now, or by its latest grant when that is later
+	// (a slot after now, behind a block or an earlier waiter).
+	latest := max(now, w.Start+lastOffset(w.Last, w.Period(window)))
 	start := end - window
 	if start > now {
 		start -= ((start-now-1)/window + 1) * window
 	}
-	pos := float64(min(max(now-start, 0), window))
+	pos := float64(min(max(latest-start, 0), window))
 	*w = Window{Start: start, Used: carried, Prev: -1}
 	if carried > 0 {
 		w.Late = packFrac(pos/float64(window)*limit, limit)

@@ -815,4 +815,14 @@ func TestAlignedWindowTail(t *testing.T) {
 		rem, _, _ = w.State(limit, window, 45*sec)
 		assert.Equal(t, 7.0, rem, "the three count in the next window")
 	})
+	t.Run("realigned units of a slot after now count from their slot", func(t *testing.T) {
+		w := aligned()
+		take(&w, 20*sec, 50*sec, 1) // at 20s, a slot at 50s (behind a block)
+		// At 20s a report puts the server's end at 52s to 54s: the local
+		// window ends at 54s, and the unit, sent at 50s, is in its tail.
+		w.Reconcile(limit, window, 20*sec, &QuotaUpdate{Limit: Every(limit, time.Minute), ResetIn: 33 * time.Second, HasReset: true}, 0, 0)
+		require.Equal(t, -6*sec, w.Start)
+		rem, _, _ := w.State(limit, window, 54*sec)
+		assert.Equal(t, 9.0, rem, "the unit at 50s counts in the next window")
+	})
 }

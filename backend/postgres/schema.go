@@ -423,13 +423,15 @@ const realignSQL = `
 							u := CASE WHEN k > {fmax} - u THEN 'Infinity'::float8 ELSE u + k END;
 						END IF;
 					END IF;
+					-- Its units went by now, or by its latest grant if later.
+					e := greatest(v_now, st + ceil(ls::float8 / 65535 * w::float8)::bigint);
 					st := shi - wl;
 					IF st > v_now THEN
 						st := st - ((st - v_now - 1) / wl + 1) * wl;
 					END IF;
 					al := true; pv := -1; lt := 0; ls := 0; plt := 0; pls := 0;
 					IF u > 0 THEN
-						o := least(greatest(v_now - st, 0), wl)::float8;
+						o := least(greatest(e - st, 0), wl)::float8;
 						lt := {frac}(o / wl::float8 * lm, lm);
 						ls := {frac}(o, wl::float8);
 					END IF;
