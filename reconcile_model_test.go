@@ -116,7 +116,7 @@ func TestReconcileModel(t *testing.T) {
 		if realigned {
 			require.True(t, after.Aligned(), msg())
 			require.Equal(t, hi, end, "ends at the latest end the report allows: %s", msg())
-			units := cur.Used + cur.tailOf(0, 0, 0, 0, limit, window).count(limit, p, now-cur.Start)
+			units := cur.Used + cur.tailOf(0, 0, 0, 0, limit, window, p).count(limit, p, now-cur.Start)
 			if later && !math.IsNaN(used) {
 				units = used
 			} else if !math.IsNaN(used) {

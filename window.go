@@ -89,17 +89,17 @@ func lastOffset(q uint16, window int64) int64 {
 }
 
 // Aligned reports whether the window's phase is the server's.
-func (w Window) Aligned() bool { return w.Prev < 0 || math.IsNaN(w.Prev) }
+func (w Window) Aligned() bool { return !(w.Prev >= 0) } // negative or NaN
 
 // prev returns the units of the window before.
 func (w Window) prev() float64 {
 	switch {
-	case math.IsNaN(w.Prev):
-		return 0
+	case w.Prev >= 0:
+		return w.Prev
 	case w.Prev < 0:
 		return -1 - w.Prev
 	}
-	return w.Prev
+	return 0 // NaN: aligned, none
 }
 
 // setPrev stores the units of the window before, keeping the alignment.
@@ -141,9 +141,8 @@ type tail struct {
 
 // tailOf returns the tail of the window k windows after w's latest: the
 // latest window's own units (used, with Late and Last q) for the next one,
-// w's for w, none further on.
-func (w Window) tailOf(k int64, used float64, late, last uint16, limit float64, window int64) tail {
-	p := w.Period(window)
+// w's for w, none further on. p is w's Period.
+func (w Window) tailOf(k int64, used float64, late, last uint16, limit float64, window, p int64) tail {
 	var t tail
 	switch {
 	case k == 0 && w.prev() > 0:
@@ -274,10 +273,10 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 		tmin = now
 	}
 	start, used, late, last := w.Start, w.Used, w.Late, w.Last
-	tl := w.tailOf(0, 0, 0, 0, limit, window)
+	tl := w.tailOf(0, 0, 0, 0, limit, window, p)
 	if tmin >= start+p {
 		k := (tmin - start) / p
-		tl = w.tailOf(k, used, late, last, limit, window)
+		tl = w.tailOf(k, used, late, last, limit, window, p)
 		start, used, late, last = start+k*p, 0, 0, 0
 	}
 	for fresh := false; ; fresh = true {
@@ -301,7 +300,7 @@ func (w Window) Earliest(limit float64, window, now, tmin int64, cost float64) i
 		}
 		tl = tail{} // after a window passed over: none
 		if !fresh {
-			tl = w.tailOf(1, used, packFrac(grid-used, limit), last, limit, window)
+			tl = w.tailOf(1, used, packFrac(grid-used, limit), last, limit, window, p)
 		}
 		start += p
 		used, late, last = 0, 0, 0
@@ -580,7 +579,8 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 func (w *Window) realign(limit float64, window, now, end int64) {
 	carried := w.Used
 	if w.Start <= now {
-		carried += w.tailOf(0, 0, 0, 0, limit, window).count(limit, w.Period(window), now-w.Start)
+		p := w.Period(window)
+		carried += w.tailOf(0, 0, 0, 0, limit, window, p).count(limit, p, now-w.Start)
 	}
 	// Its units went by now, or by its latest grant when that is later
 	// (a slot after now, behind a block or an earlier waiter).
@@ -623,7 +623,7 @@ func (w Window) Idle(limit float64, window, now int64) bool {
 		return false
 	}
 	k := (now - w.Start) / p
-	return w.tailOf(k, w.Used, w.Late, w.Last, limit, window).count(limit, p, now-w.Start-k*p) == 0
+	return w.tailOf(k, w.Used, w.Late, w.Last, limit, window, p).count(limit, p, now-w.Start-k*p) == 0
 }
 
 // State reports, at instant now, the units left in the current window,
@@ -636,11 +636,11 @@ func (w Window) State(limit float64, window, now int64) (remaining, reserved flo
 	if now >= w.Start+p {
 		k := (now - w.Start) / p
 		start := w.Start + k*p
-		tl := w.tailOf(k, w.Used, w.Late, w.Last, limit, window)
+		tl := w.tailOf(k, w.Used, w.Late, w.Last, limit, window, p)
 		return math.Max(0, limit-tl.count(limit, p, now-start)), 0, start + p
 	}
 	if w.Start <= now {
-		return math.Max(0, limit-w.Used-w.tailOf(0, 0, 0, 0, limit, window).count(limit, p, now-w.Start)), 0, w.Start + p
+		return math.Max(0, limit-w.Used-w.tailOf(0, 0, 0, 0, limit, window, p).count(limit, p, now-w.Start)), 0, w.Start + p
 	}
 	// The latest window is in the future: every window up to it is full.
 	k := (w.Start-now)/p + 1 // windows from the current one to the latest
