@@ -593,16 +593,7 @@ func TestUnalignedWindowSlidingLimit(t *testing.T) {
 func TestUnalignedWindowTimelines(t *testing.T) {
 	const limit, window = 10, 100
 	require.Equal(t, int64(110), spanOf(window))
-	take := func(w *Window, now, tmin int64, n int) []int64 {
-		var got []int64
-		for range n {
-			at := w.Earliest(limit, window, now, tmin, 1)
-			w.Take(limit, window, now, at, 1)
-			got = append(got, at)
-			tmin = at
-		}
-		return got
-	}
+	take := func(w *Window, now, tmin int64, n int) []int64 { return takeN(w, limit, window, now, tmin, n) }
 
 	t.Run("a burst after a pause goes at once", func(t *testing.T) {
 		w := Window{Start: 0}
@@ -743,16 +734,7 @@ func TestAlignedWindowTail(t *testing.T) {
 	lag := spanOf(window) - window // 80ms
 	require.Equal(t, int64(80*time.Millisecond), lag)
 	require.Equal(t, 5*sec, Uncertainty(window))
-	take := func(w *Window, now, tmin int64, n int) []int64 {
-		var got []int64
-		for range n {
-			at := w.Earliest(limit, window, now, tmin, 1)
-			w.Take(limit, window, now, at, 1)
-			got = append(got, at)
-			tmin = at
-		}
-		return got
-	}
+	take := func(w *Window, now, tmin int64, n int) []int64 { return takeN(w, limit, window, now, tmin, n) }
 	aligned := func() Window { return Window{Start: 0, Prev: -1} }
 
 	t.Run("units before the last Uncertainty count only in their window", func(t *testing.T) {
@@ -825,4 +807,17 @@ func TestAlignedWindowTail(t *testing.T) {
 		rem, _, _ := w.State(limit, window, 54*sec)
 		assert.Equal(t, 9.0, rem, "the unit at 50s counts in the next window")
 	})
+}
+
+// takeN takes n units one at a time, each at Earliest from the previous
+// one's slot (from tmin), at instant now, and returns their slots.
+func takeN(w *Window, limit float64, window, now, tmin int64, n int) []int64 {
+	var got []int64
+	for range n {
+		at := w.Earliest(limit, window, now, tmin, 1)
+		w.Take(limit, window, now, at, 1)
+		got = append(got, at)
+		tmin = at
+	}
+	return got
 }

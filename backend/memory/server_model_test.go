@@ -12,41 +12,6 @@ import (
 	srl "github.com/smartratelimit/smartratelimit"
 )
 
-// simServer is a fixed-window rate-limited API: windows of w from phase,
-// limit units each, counted when a request arrives. round says how it
-// reports its reset: exact (0), in whole seconds rounded up (1) or down
-// (-1), as most servers send it.
-type simServer struct {
-	limit  int
-	w      int64
-	phase  int64
-	round  int
-	counts map[int64]int
-}
-
-func (s *simServer) window(t int64) int64 {
-	d := t - s.phase
-	if d < 0 {
-		return -1 - (-d-1)/s.w
-	}
-	return d / s.w
-}
-
-// receive counts a request arriving at t and returns what the server
-// reports: the units left in its window and the time until it ends.
-func (s *simServer) receive(t int64) (remaining int, resetIn int64) {
-	k := s.window(t)
-	s.counts[k]++
-	resetIn = s.phase + (k+1)*s.w - t
-	switch sec := int64(time.Second); s.round {
-	case 1:
-		resetIn = (resetIn + sec - 1) / sec * sec
-	case -1:
-		resetIn = resetIn / sec * sec
-	}
-	return s.limit - s.counts[k], resetIn
-}
-
 type simEvent struct {
 	at   int64
 	kind int // 0 arrival, 1 send, 2 response
@@ -57,19 +22,75 @@ type simEvent struct {
 	recv int64
 }
 
-// runServerModel drives one key against a simServer: callers arrive in
-// bursts and pauses, each takes a slot (no bound on the wait) and is sent
-// at it; the server counts it d1 later and its report reaches the client
-// d2 after that (d2 drawn per response, so reports arrive out of order),
-// where it is observed as the middleware does (SentSeq, SentAgo, the reset
-// counted from the receipt). It returns the most requests any server
-// window counted.
-func runServerModel(t *testing.T, seed uint64, srv *simServer, d1 int64, d2max int64, arrivals int) (most int, detail string) {
-	rng := rand.New(rand.NewPCG(seed, 99))
+// roundingServer is a fixed-window server (windows of w from phase, limit
+// requests each) whose resets are exact (round 0), rounded to whole
+// seconds up (1), down (-1), to the nearest (2) or either way at random
+// per response (3).
+type roundingServer struct {
+	limit  int
+	w      int64
+	phase  int64
+	round  int
+	rng    *rand.Rand
+	counts map[int64]int
+}
+
+func (s *roundingServer) receive(t int64) (remaining int, resetIn int64) {
+	d := t - s.phase
+	k := d / s.w
+	if d < 0 {
+		k = -1 - (-d-1)/s.w
+	}
+	s.counts[k]++
+	resetIn = s.phase + (k+1)*s.w - t
+	sec := int64(time.Second)
+	r := s.round
+	if r == 3 {
+		r = []int{1, -1}[s.rng.IntN(2)]
+	}
+	switch r {
+	case 1:
+		resetIn = (resetIn + sec - 1) / sec * sec
+	case -1:
+		resetIn = resetIn / sec * sec
+	case 2:
+		resetIn = (resetIn + sec/2) / sec * sec
+	}
+	return s.limit - s.counts[k], resetIn
+}
+
+type moreCase struct {
+	limit    int
+	w        time.Duration
+	d1, d2   time.Duration // request latency; response latency at most (drawn per response)
+	round    int
+	noRem    float64 // probability that a report has no remaining
+	defLimit int     // the defaults' limit, on the server's window (0: the server's)
+	clients  int     // streams of requests sharing the backend, each with its own latency (0: 1)
+}
+
+// runServerModel drives one key against a roundingServer: callers arrive
+// in bursts and pauses, each takes a slot (no bound on the wait) and is
+// sent at it; the server counts it d1 later and its report reaches the
+// client up to d2 after that (drawn per response, so reports arrive out of
+// order), where it is observed as the middleware does (SentSeq, SentAgo,
+// the reset counted from the receipt). It returns the most requests any
+// server window counted.
+func runServerModel(t *testing.T, seed uint64, c moreCase, arrivals int) (most int, detail string) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	srv := &roundingServer{limit: c.limit, w: int64(c.w), phase: rng.Int64N(int64(c.w)), round: c.round, rng: rng, counts: map[int64]int{}}
 	b, fc := newFake(t)
-	key := "https://server-model.example:443"
-	lim := srl.Limit{Name: "q", Limit: float64(srv.limit), Window: time.Duration(srv.w)}
-	defaults := []srl.Limit{lim}
+	key := "https://more.example:443"
+	lim := srl.Limit{Name: "q", Limit: float64(c.limit), Window: c.w}
+	def := lim
+	if c.defLimit > 0 {
+		def.Limit = float64(c.defLimit)
+	}
+	nc := max(c.clients, 1)
+	lat := make([][2]int64, nc)
+	for i := range lat {
+		lat[i] = [2]int64{int64(c.d1) * int64(i+1) / int64(nc), int64(c.d2) * int64(i+1) / int64(nc)}
+	}
 	var events []simEvent
 	push := func(e simEvent) {
 		i, _ := slices.BinarySearchFunc(events, e.at, func(e simEvent, at int64) int {
@@ -80,43 +101,44 @@ func runServerModel(t *testing.T, seed uint64, srv *simServer, d1 int64, d2max i
 		})
 		events = slices.Insert(events, i, e)
 	}
-	// Callers arrive from instant 0; the defaults are the server's limit
-	// (on the limiter's own phase) until the first report arrives.
 	at := int64(0)
 	for range arrivals {
 		push(simEvent{at: at, kind: 0})
 		switch rng.IntN(4) {
-		case 0, 1: // the same burst
+		case 0, 1:
 		case 2:
-			at += rng.Int64N(srv.w / 5)
+			at += rng.Int64N(int64(c.w) / 5)
 		default:
-			at += rng.Int64N(2 * srv.w)
+			at += rng.Int64N(2 * int64(c.w))
 		}
 	}
+	clientOf := map[uint64]int{}
 	for len(events) > 0 {
 		e := events[0]
 		events = events[1:]
 		fc.Set(t0.Add(time.Duration(e.at)))
 		switch e.kind {
 		case 0:
-			r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: defaults, MaxWait: srl.Forever})
+			r, err := b.Acquire(bg, srl.AcquireRequest{Key: key, Defaults: []srl.Limit{def}, MaxWait: srl.Forever})
 			require.NoError(t, err)
 			require.True(t, r.OK)
+			clientOf[r.Seq] = rng.IntN(nc)
 			push(simEvent{at: e.at + int64(r.Wait), kind: 1, res: r})
 		case 1:
-			rem, rst := srv.receive(e.at + d1)
+			l := lat[clientOf[e.res.Seq]]
+			rem, rst := srv.receive(e.at + l[0])
 			d2 := int64(0)
-			if d2max > 0 {
-				d2 = rng.Int64N(d2max)
+			if l[1] > 0 {
+				d2 = rng.Int64N(l[1])
 			}
-			push(simEvent{at: e.at + d1 + d2, kind: 2, res: e.res, sent: e.at, rem: rem, rst: rst, recv: e.at + d1})
+			push(simEvent{at: e.at + l[0] + d2, kind: 2, res: e.res, sent: e.at, rem: rem, rst: rst, recv: e.at + l[0]})
 		case 2:
-			u := srl.Update{
-				Quotas: []srl.QuotaUpdate{{Limit: lim, Remaining: float64(max(e.rem, 0)), HasRemaining: true,
-					ResetIn: time.Duration(e.rst), HasReset: true}},
-				SentSeq: e.res.Seq,
-				SentAgo: time.Duration(max(e.at-e.sent, 1)),
+			q := srl.QuotaUpdate{Limit: lim, Remaining: float64(max(e.rem, 0)), HasRemaining: true,
+				ResetIn: time.Duration(e.rst), HasReset: true}
+			if c.noRem > 0 && rng.Float64() < c.noRem {
+				q.HasRemaining, q.Remaining = false, 0
 			}
+			u := srl.Update{Quotas: []srl.QuotaUpdate{q}, SentSeq: e.res.Seq, SentAgo: time.Duration(max(e.at-e.sent, 1))}
 			if e.rem < 0 {
 				u.BlockFor = time.Duration(e.rst)
 			}
@@ -125,11 +147,50 @@ func runServerModel(t *testing.T, seed uint64, srv *simServer, d1 int64, d2max i
 	}
 	for k, n := range srv.counts {
 		if n > most {
-			most = n
-			detail = fmt.Sprintf("server window %d [%v, %v)", k, time.Duration(srv.phase+k*srv.w), time.Duration(srv.phase+(k+1)*srv.w))
+			most, detail = n, fmt.Sprintf("server window %d", k)
 		}
 	}
 	return most, detail
+}
+
+// TestModelServerWindowsMoreShapes extends TestModelServerWindowsNeverOverfilled
+// (found by review): windows of 2s to a minute, resets exact or rounded up,
+// down, to the nearest or either way at random; reports without remaining;
+// three clients with their own latencies sharing the backend (reports out
+// of order); defaults below the server's limit that a learned limit takes
+// over (slots booked under them, then realigned: they went by their slot,
+// not by the report). 30 runs of 150 callers each: no server window counts
+// more than its limit.
+func TestModelServerWindowsMoreShapes(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	for _, w := range []time.Duration{2 * s, 3 * s, 5 * s, 7 * s, 10 * s, time.Minute} {
+		for _, r := range []int{0, 1, -1, 2, 3} {
+			for _, c := range []struct {
+				name string
+				c    moreCase
+			}{
+				{"", moreCase{limit: 5, w: w, round: r, d2: 100 * ms}},
+				{" no remaining", moreCase{limit: 5, w: w, round: r, d2: 100 * ms, noRem: 0.5}},
+				{" three clients", moreCase{limit: 8, w: w, round: r, d1: 20 * ms, d2: 300 * ms, clients: 3}},
+				{" lower defaults", moreCase{limit: 5, w: w, round: r, d2: 50 * ms, defLimit: 2}},
+			} {
+				t.Run(fmt.Sprintf("%v round %d%s", w, r, c.name), func(t *testing.T) {
+					bad := 0
+					for seed := range uint64(30) {
+						if most, detail := runServerModel(t, seed, c.c, 150); most > c.c.limit {
+							if bad < 2 {
+								t.Errorf("seed %d: %d in %s (limit %d)", seed, most, detail, c.c.limit)
+							}
+							bad++
+						}
+					}
+					if bad > 0 {
+						t.Errorf("%d of 30 runs overfilled a server window", bad)
+					}
+				})
+			}
+		}
+	}
 }
 
 // TestModelServerWindowsNeverOverfilled: a client that is the server's
@@ -169,9 +230,7 @@ func TestModelServerWindowsNeverOverfilled(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			bad := 0
 			for seed := range uint64(60) {
-				rng := rand.New(rand.NewPCG(seed, 3))
-				srv := &simServer{limit: c.limit, w: int64(c.w), phase: rng.Int64N(int64(c.w)), round: c.round, counts: map[int64]int{}}
-				most, detail := runServerModel(t, seed, srv, int64(c.d1), int64(c.d2), 200)
+				most, detail := runServerModel(t, seed, moreCase{limit: c.limit, w: c.w, d1: c.d1, d2: c.d2, round: c.round}, 200)
 				if most > c.limit {
 					if bad < 3 {
 						t.Errorf("seed %d: %d requests in %s (limit %d)", seed, most, detail, c.limit)

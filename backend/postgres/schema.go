@@ -333,6 +333,8 @@ func (n *names) replacer() *strings.Replacer {
 		"{cancel}", n.qCancel,
 		"{now}", n.now,
 		"{max_undo}", strconv.Itoa(maxUndo),
+		"{forgettable_s}", forgettableSQL("s"),
+		"{forgettable_t}", forgettableSQL("t"),
 		"{max_start}", strconv.FormatInt(maxStart, 10),
 		// A window's alignment (smartratelimit.Window.Aligned: Prev
 		// negative, or NaN as written before version 9) and the units of
@@ -1187,30 +1189,29 @@ BEGIN
 	DELETE FROM {tbl} t
 	WHERE t.id IN (
 		SELECT s.id FROM {tbl} s
-		WHERE s.last_used < v_now - p_ttl AND s.blocked_until <= v_now AND s.last_slot <= v_now
-		  AND NOT (s.src && '{2}'::smallint[])
-		  AND NOT EXISTS (SELECT 1 FROM unnest(s.wstart, s.win, s.wused, s.wprev, s.wbits) AS x(ws, wn, wu, wp, wb)
+		WHERE {forgettable_s}
+		LIMIT p_batch)
+	  AND {forgettable_t};
+	GET DIAGNOSTICS v_n = ROW_COUNT;
+	RETURN v_n;
+END`
+
+// forgettableSQL is the condition of sweepBody on the row of alias r:
+// unused for p_ttl, not blocked, no slot to come, no override, and no
+// window that still limits (see sweepBody).
+func forgettableSQL(r string) string {
+	return strings.ReplaceAll(`r.last_used < v_now - p_ttl AND r.blocked_until <= v_now AND r.last_slot <= v_now
+		  AND NOT (r.src && '{2}'::smallint[])
+		  AND NOT EXISTS (SELECT 1 FROM unnest(r.wstart, r.win, r.wused, r.wprev, r.wbits) AS x(ws, wn, wu, wp, wb)
 		                  CROSS JOIN LATERAL (SELECT (coalesce(x.wp, 0) < 0 OR coalesce(x.wp, 0) = 'NaN'::float8) AS al,
 		                                             least(20000000 + x.wn / 1000, x.wn / 10) AS mg) y
 		                  CROSS JOIN LATERAL (SELECT CASE WHEN y.al THEN x.wn ELSE x.wn + y.mg END AS sp,
 		                                             CASE WHEN y.al THEN y.mg ELSE 0 END AS lag) z
 		                  WHERE v_now < x.ws + z.sp
 		                     OR (x.wu > 0 AND v_now < x.ws + 2 * z.sp
-		                         AND v_now - x.ws - z.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * z.sp::float8) + z.lag))
-		LIMIT p_batch)
-	  AND t.last_used < v_now - p_ttl AND t.blocked_until <= v_now AND t.last_slot <= v_now
-	  AND NOT (t.src && '{2}'::smallint[])
-	  AND NOT EXISTS (SELECT 1 FROM unnest(t.wstart, t.win, t.wused, t.wprev, t.wbits) AS x(ws, wn, wu, wp, wb)
-	                  CROSS JOIN LATERAL (SELECT (coalesce(x.wp, 0) < 0 OR coalesce(x.wp, 0) = 'NaN'::float8) AS al,
-	                                             least(20000000 + x.wn / 1000, x.wn / 10) AS mg) y
-	                  CROSS JOIN LATERAL (SELECT CASE WHEN y.al THEN x.wn ELSE x.wn + y.mg END AS sp,
-	                                             CASE WHEN y.al THEN y.mg ELSE 0 END AS lag) z
-	                  WHERE v_now < x.ws + z.sp
-	                     OR (x.wu > 0 AND v_now < x.ws + 2 * z.sp
-	                         AND v_now - x.ws - z.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * z.sp::float8) + z.lag));
-	GET DIAGNOSTICS v_n = ROW_COUNT;
-	RETURN v_n;
-END`
+		                         AND v_now - x.ws - z.sp < ceil(((x.wb >> 16) & 65535)::float8 / 65535 * z.sp::float8) + z.lag))`,
+		"r.", r+".")
+}
 
 const cancelHead = `CREATE OR REPLACE FUNCTION {cancel}(
 	p_key bytea, p_seq bigint, p_at bigint, p_cdim text[], p_camt float8[],
