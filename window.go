@@ -243,6 +243,28 @@ func StartWindow(window, now, sentAt int64, u *QuotaUpdate) Window {
 	return Window{Start: now}
 }
 
+// Pending counts in a window just started (StartWindow) the units granted
+// before it that the server may not have counted yet: those granted after
+// the reported request, sent since or still to be sent, the latest at
+// instant latest. At most a limit's worth (more would have drawn the
+// server's 429s already), as granted at the later of now and latest.
+// Without them the window's first report would lower nothing by them, and
+// slots booked under other limits (defaults of another window length)
+// would go on top of the server's count.
+func (w *Window) Pending(limit float64, window, now, latest int64, units float64) {
+	if units = math.Min(units, limit); !(units > 0) || window <= 0 {
+		return
+	}
+	p := w.Period(window)
+	w.advance(p, now)
+	pos := float64(min(max(max(now, latest)-w.Start, 0), p))
+	grid := math.Max(w.Used+unpackFrac(w.Late, limit), pos/float64(p)*limit) + units
+	w.Used += units
+	w.Late = packFrac(grid-w.Used, limit)
+	w.Last = max(w.Last, packFrac(pos, float64(p)))
+	w.carry(limit, p)
+}
+
 // eps absorbs float rounding when comparing unit counts.
 const eps = 1e-9
 

@@ -59,6 +59,7 @@ var cases = []struct {
 	{"headers never raise remaining within a window", testObserveNeverRaises},
 	{"grants after the request was sent are subtracted", testGrantsSince},
 	{"a later window resets", testLaterWindowResets},
+	{"a new learned window counts the grants in flight", testNewWindowCountsInFlight},
 	{"stale report of an earlier window is ignored", testStaleIgnored},
 	{"block stops every caller of the key", testBlock},
 	{"token cost against a token quota", testTokenCost},
@@ -292,6 +293,20 @@ func testLaterWindowResets(t *testing.T, b srl.Backend, key string) {
 	observe(t, b, key2, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, 50*time.Minute)}})
 	observe(t, b, key2, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 4, time.Hour)}})
 	assert.Equal(t, 4.0, remaining(t, b, key2))
+}
+
+// testNewWindowCountsInFlight: a learned limit with no default of its
+// window to take over starts a window that counts the grants made after
+// the reported request (the server has not counted them yet).
+func testNewWindowCountsInFlight(t *testing.T, b srl.Backend, key string) {
+	defs := srl.PerSecond(100) // not the server's window
+	first := acquire(t, b, key, 0, defs)
+	for range 3 {
+		acquire(t, b, key, 0, defs)
+	}
+	server := srl.Limit{Name: "q", Limit: 5, Window: time.Minute}
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 4, 30*time.Second)}, SentSeq: first.Seq, SentAgo: time.Millisecond})
+	assert.Equal(t, 1.0, remaining(t, b, key), "the server counted one; three more are on their way")
 }
 
 func testStaleIgnored(t *testing.T, b srl.Backend, key string) {

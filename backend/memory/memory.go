@@ -576,7 +576,10 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 			if st.x != nil && len(st.x.headers) >= maxLearned {
 				continue
 			}
-			w := st.inherit(q, now, sentAt, defaultsActive)
+			w, inherited := st.inherit(q, now, sentAt, defaultsActive)
+			if !inherited && q.Dimension.OrRequests() == srl.DimRequests {
+				w.Pending(q.Limit.Limit, int64(q.Window), now, st.lastSlot, since)
+			}
 			if st.x == nil {
 				st.x = &learned{}
 			}
@@ -675,19 +678,20 @@ func shiftReset(q *srl.QuotaUpdate, shift time.Duration) *srl.QuotaUpdate {
 // dimension of a default takes over that default's window, so the slots
 // already reserved under the defaults stay counted (Reconcile then aligns
 // it with the server's when it may); otherwise it starts on the server's
-// window (StartWindow). defaultsActive is whether the defaults were in
-// force when the update began.
-func (st *keyState) inherit(q *srl.QuotaUpdate, now, sentAt int64, defaultsActive bool) srl.Window {
+// window (StartWindow; the caller counts the grants the server may not
+// have counted yet in it: Window.Pending). defaultsActive is whether the
+// defaults were in force when the update began.
+func (st *keyState) inherit(q *srl.QuotaUpdate, now, sentAt int64, defaultsActive bool) (w srl.Window, inherited bool) {
 	if defaultsActive && st.defs != nil {
 		for i, d := range st.defs.limits {
 			if d.Window == q.Window && d.Dimension.OrRequests() == q.Dimension.OrRequests() {
 				w := st.def()[i]
 				w.Relimit(d.Limit, q.Limit.Limit)
-				return w
+				return w, true
 			}
 		}
 	}
-	return srl.StartWindow(int64(q.Window), now, sentAt, q)
+	return srl.StartWindow(int64(q.Window), now, sentAt, q), false
 }
 
 func (x *learned) find(l srl.Limit) *limitState {
