@@ -94,7 +94,8 @@ func TestReconcileModel(t *testing.T) {
 		tol := Tolerance(window)
 		lo, hi, precise := serverEnd(window, now, sentAt, u.ResetIn)
 		later := u.HasReset && (hi > cur.Start+p+tol || cur.Aligned() && lo > cur.Start+p)
-		stale := sentAt > 0 && sentAt < cur.Start-int64(time.Millisecond) && cur.Start <= now && !later
+		current := u.HasReset && cur.Aligned() && cur.Start+p >= lo && cur.Start+p <= hi+Uncertainty(window)
+		stale := sentAt > 0 && sentAt < cur.Start-int64(time.Millisecond) && cur.Start <= now && !later && !current
 		future := cur.Start > now
 		endsBefore := u.HasReset && !later && !stale && !future && sentAt <= 0 && hi < cur.Start+p-tol && lo <= cur.Start+tol
 		applies := !stale && !future && !endsBefore

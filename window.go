@@ -509,7 +509,9 @@ func Tolerance(window int64) int64 {
 //
 //   - a report about a window before the latest local one is stale: ignored
 //     (so is any report while the latest local window is a future one: it
-//     already holds reservations the server cannot know of);
+//     already holds reservations the server cannot know of); a request
+//     sent before the local window began was counted in an earlier window,
+//     unless the report's bounds hold an aligned window's end;
 //   - a report about the same window can only lower what is left
 //     (Used = max(Used, limit - remaining + grantedSince)); when it
 //     contradicts the window's phase (its bounds leave the window's end
@@ -542,7 +544,12 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 	// more than Tolerance or (an aligned window ends no earlier than the
 	// server's window it follows) starting after it at the earliest.
 	later := u.HasReset && (hi > latestEnd+tol || w.Aligned() && lo > latestEnd)
-	if sentAt > 0 && sentAt < w.Start-int64(time.Millisecond) && w.Start <= now && !later {
+	// A report whose bounds hold an aligned window's end is about that
+	// window, whenever its request was sent (the server counted it in the
+	// window it reports; an aligned window may start up to Uncertainty
+	// after the server's).
+	current := u.HasReset && w.Aligned() && latestEnd >= lo && latestEnd <= hi+Uncertainty(window)
+	if sentAt > 0 && sentAt < w.Start-int64(time.Millisecond) && w.Start <= now && !later && !current {
 		// The request was sent before the current local window began: the
 		// server's count is about an earlier window. Only a report of a
 		// window after the local one (below) may still apply.

@@ -31,6 +31,9 @@ func aw(start int64, used float64) Window {
 	return Window{Start: start, Used: used, Prev: math.NaN()}
 }
 
+// uw returns an unaligned window (the any-interval rule, on the Span).
+func uw(start int64, used float64) Window { return Window{Start: start, Used: used} }
+
 // sameWindow compares windows with NaN equal to itself.
 func sameWindow(t *testing.T, want, got Window, msg ...any) {
 	t.Helper()
@@ -276,15 +279,18 @@ func TestWindowReconcile(t *testing.T) {
 		// The send time: a request sent before the current window began
 		// (more than 1ms before) was counted in an earlier server window.
 		// (Sent 10s or more before, the report is too imprecise to align.)
-		{"sent before the window began: ignored", aw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 55 * sec, aw(60*sec, 1)},
+		{"sent before the window began: ignored", uw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 55 * sec, uw(60*sec, 1)},
+		{"sent before the window began, its reset naming an aligned window: applies", aw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 55 * sec, aw(60*sec, 10)},
 		{"sent before the window began, without reset: ignored", aw(60*sec, 1), 70 * sec, update{0, -1}, 0, 55 * sec, aw(60*sec, 1)},
 		{"sent before the window began: no realign either", aw(60*sec, 1), 70 * sec, update{0, 30 * sec}, 0, 55 * sec, aw(60*sec, 1)},
-		{"sent 1ms before the window began: applies", aw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 60*sec - int64(time.Millisecond), aw(60*sec, 10)},
-		{"sent 1ms+1ns before the window began: ignored", aw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 60*sec - int64(time.Millisecond) - 1, aw(60*sec, 1)},
+		{"sent 1ms before the window began: applies", uw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 60*sec - int64(time.Millisecond), uw(60*sec, 10)},
+		{"sent 1ms+1ns before the window began: ignored", uw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 60*sec - int64(time.Millisecond) - 1, uw(60*sec, 1)},
 		{"sent in the current window: applies", aw(60*sec, 1), 70 * sec, update{0, 50 * sec}, 0, 61 * sec, aw(60*sec, 10)},
-		{"sent before, window advanced first: ignored", aw(0, 9), 70 * sec, update{8, 50 * sec}, 0, 50 * sec, aw(60*sec, 0)},
+		{"sent before, window advanced first: ignored", uw(0, 9), 70 * sec, update{8, 50 * sec}, 0, 50 * sec, uw(sec*60+int64(80*time.Millisecond), 0)},
+		{"sent before, window advanced first, its reset naming the new one: applies", aw(0, 9), 70 * sec, update{8, 50 * sec}, 0, 50 * sec, aw(60*sec, 2)},
 		{"sent before, but about a later window: its count applies", aw(60*sec, 1), 70 * sec, update{4, 58 * sec}, 0, 55 * sec, aw(60*sec, 6)},
-		{"sent before, later window only within Tolerance: ignored", aw(60*sec, 1), 70 * sec, update{4, 53 * sec}, 0, 55 * sec, aw(60*sec, 1)},
+		{"sent before, later window only within Tolerance: ignored", uw(60*sec, 1), 70 * sec, update{4, 53 * sec}, 0, 55 * sec, uw(60*sec, 1)},
+		{"sent before, an aligned window's end within the report's bounds: applies", aw(60*sec, 1), 70 * sec, update{4, 53 * sec}, 0, 55 * sec, aw(60*sec, 6)},
 		{"sent before a future window: ignored", aw(60*sec, 3), 20 * sec, update{4, 130 * sec}, 0, 10 * sec, aw(60*sec, 3)},
 
 		// Nothing to apply.

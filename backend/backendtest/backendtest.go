@@ -585,7 +585,8 @@ func testBlockKeepsReservations(t *testing.T, b srl.Backend, key string) {
 }
 
 // testSentBeforeWindow: a response to a request sent before the current
-// window began (Update.SentAgo) reports the previous window: ignored.
+// window began (Update.SentAgo) reports the previous window, ignored,
+// unless its reset names the current one.
 func testSentBeforeWindow(t *testing.T, b srl.Backend, key string) {
 	server := srl.Limit{Name: "q", Limit: 10, Window: time.Hour}
 	// The learned window ends in a second (its reset, rounded down by up to
@@ -593,8 +594,14 @@ func testSentBeforeWindow(t *testing.T, b srl.Backend, key string) {
 	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, time.Second-srl.ResetSlack)}})
 	time.Sleep(1200 * time.Millisecond)
 	require.Equal(t, 10.0, remaining(t, b, key), "a new window")
-	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, time.Hour)}, SentAgo: 2 * time.Second})
+	// About the window that ended (its reset has come): ignored.
+	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 0, 0)}, SentAgo: 2 * time.Second})
 	assert.Equal(t, 10.0, remaining(t, b, key), "sent before the window began: ignored")
+	// A reset naming the current window says the server counted it there.
+	observe(t, b, key+"/named", srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 10, time.Second-srl.ResetSlack)}})
+	time.Sleep(1200 * time.Millisecond)
+	observe(t, b, key+"/named", srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 2, time.Hour-time.Second)}, SentAgo: 2 * time.Second})
+	assert.Equal(t, 2.0, remaining(t, b, key+"/named"), "sent before the window began, counted in it")
 	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 7, time.Hour)}, SentAgo: 100 * time.Millisecond})
 	assert.Equal(t, 3.0, 10-remaining(t, b, key), "sent in the window: applies")
 	observe(t, b, key, srl.Update{Quotas: []srl.QuotaUpdate{quota(server, 5, time.Hour)}})

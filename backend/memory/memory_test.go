@@ -538,9 +538,10 @@ func TestReportsSentBeforeTheWindowAreIgnored(t *testing.T) {
 	assert.Equal(t, 10.0, remaining())
 
 	// At span+5s: a response to a request sent 10s ago (in the previous
-	// window) reporting it exhausted lowers nothing; sent 5s ago it does.
+	// window) reporting that window exhausted (its reset has come) lowers
+	// nothing; sent 5s ago, about the current window, it does.
 	fc.Set(t0.Add(span + 5*time.Second))
-	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(0, span-5*time.Second), SentAgo: 10 * time.Second}))
+	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(0, 0), SentAgo: 10 * time.Second}))
 	assert.Equal(t, 10.0, remaining(), "sent before the window began")
 	require.NoError(t, b.Observe(bg, key, srl.Update{Quotas: quota(8, span-5*time.Second), SentAgo: 5 * time.Second}))
 	assert.Equal(t, 8.0, remaining(), "sent when the window began")
@@ -775,7 +776,7 @@ func TestObserveAt(t *testing.T) {
 	acquire(t, b, "f", 0)
 	stale := u(0)
 	stale.SentAgo = 10 * time.Second
-	stale.Quotas[0].ResetIn = 55 * time.Second
+	stale.Quotas[0].HasReset = false // (a reset would name the window itself)
 	require.NoError(t, b.ObserveAt(bg, "f", stale, t0.Add(3*time.Minute+5*time.Second)))
 	sf := status(t, b, "f")
 	assert.Equal(t, 9.0, sf.Limits[0].Remaining, "a report sent in the previous window")

@@ -163,10 +163,11 @@ func runServerModel(t *testing.T, seed uint64, c moreCase, arrivals int) (most i
 // three clients with their own latencies sharing the backend (reports out
 // of order); defaults below the server's limit that a learned limit takes
 // over (slots booked under them, then realigned: they went by their slot,
-// not by the report). 30 runs of 150 callers each: no server window
-// counts more than its limit. (Defaults of another window length, with
-// slots booked under them, still overfill 1-2 of 30 runs: README's Known
-// limits.)
+// not by the report); defaults of another window, whose grants in flight
+// or booked the new learned window counts (Window.Pending) and whose
+// requests, sent before that window began, its first reports name (the
+// current window). 30 runs of 150 callers each: no server window counts
+// more than its limit.
 func TestModelServerWindowsMoreShapes(t *testing.T) {
 	s, ms := time.Second, time.Millisecond
 	for _, w := range []time.Duration{2 * s, 3 * s, 5 * s, 7 * s, 10 * s, time.Minute} {
@@ -179,6 +180,7 @@ func TestModelServerWindowsMoreShapes(t *testing.T) {
 				{" no remaining", moreCase{limit: 5, w: w, round: r, d2: 100 * ms, noRem: 0.5}},
 				{" three clients", moreCase{limit: 8, w: w, round: r, d1: 20 * ms, d2: 300 * ms, clients: 3}},
 				{" lower defaults", moreCase{limit: 5, w: w, round: r, d2: 50 * ms, defLimit: 2}},
+				{" defaults of twice the window", moreCase{limit: 5, w: w, round: r, d2: 50 * ms, defLimit: 3, defWindow: 2 * w}},
 			} {
 				t.Run(fmt.Sprintf("%v round %d%s", w, r, c.name), func(t *testing.T) {
 					bad := 0

@@ -1031,7 +1031,8 @@ const observeBody = `
 			END IF;
 			-- A report of a window after the latest local one (Reconcile's later).
 			hr2 := hr AND (shi > st + w + tol OR al AND slo > st + w);
-			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND NOT hr2 THEN
+			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND NOT hr2
+			   AND NOT (hr AND al AND st + w >= slo AND st + w <= shi + least(wl, 2000000000 + wl / 20)) THEN
 				-- Sent before the current window began: about an earlier window.
 				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 				CONTINUE quotas;
