@@ -589,6 +589,12 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		// inside the local current one.
 		if precise && (!w.Aligned() || latestEnd < lo || latestEnd > hi+Uncertainty(window)) {
 			w.realign(limit, window, now, hi)
+		} else if w.Aligned() && !math.IsNaN(used) {
+			// The server's count may hold units of the window before that
+			// its tail counts against this one already (sent after the
+			// server's window began): it bounds the tail and the window's
+			// units together, not the units alone.
+			used = math.Max(0, used-w.tailOf(0, 0, 0, 0, limit, window, p).count(limit, p, now-w.Start))
 		}
 		w.lower(used, limit, w.Period(window), now)
 	default:

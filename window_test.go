@@ -803,6 +803,17 @@ func TestAlignedWindowTail(t *testing.T) {
 		rem, _, _ = w.State(limit, window, 45*sec)
 		assert.Equal(t, 7.0, rem, "the three count in the next window")
 	})
+	t.Run("a server's count that holds the tail's units does not count them twice", func(t *testing.T) {
+		w := aligned()
+		take(&w, 58*sec, 58*sec, 4) // in the last 5.08s: the next window's tail
+		// At 61s the server reports 4 used in its window, which ends between
+		// 118s and 120s: the four, sent after it began. The local window
+		// [60s, 120s) has none of its own; the tail counts the four.
+		w.Reconcile(limit, window, 61*sec, &QuotaUpdate{Limit: Every(limit, time.Minute), Remaining: 6, HasRemaining: true, ResetIn: 58 * time.Second, HasReset: true}, 0, 0)
+		require.Equal(t, 60*sec, w.Start)
+		rem, _, _ := w.State(limit, window, 61*sec)
+		assert.Equal(t, 6.0, rem, "what the server says is left")
+	})
 	t.Run("realigned units of a slot after now count from their slot", func(t *testing.T) {
 		w := aligned()
 		take(&w, 20*sec, 50*sec, 1) // at 20s, a slot at 50s (behind a block)

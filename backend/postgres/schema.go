@@ -364,7 +364,8 @@ func (n *names) replacer() *strings.Replacer {
 	carry := strings.NewReplacer("{carry}", carrySQL)
 	return strings.NewReplacer(append(base,
 		"{carry}", r.Replace(carrySQL),
-		"{realign}", r.Replace(realignSQL),
+		"{realign}", r.Replace(strings.Replace(realignSQL, "{tail_count}", tailCountSQL, 1)),
+		"{tail_count}", r.Replace(tailCountSQL),
 		// relimitLate of Late and PrevLate from v_lim[j] to p_qlim[q].
 		"{relimit_lt}", r.Replace(relimitSQL("lt", "u")),
 		"{relimit_plt}", r.Replace(relimitSQL("plt", "{prev_units}")),
@@ -415,16 +416,8 @@ const serverEndSQL = `
 // aligned window of that end (or before it on its phase) holding v_now,
 // as granted at v_now.
 const realignSQL = `
-					tu := {prev_units};
-					IF tu > 0 AND st <= v_now THEN
-						kk := greatest(v_now - st - tlag, tfl);
-						IF kk < ceil(pls::float8 / 65535 * w::float8)::bigint THEN
-							k := greatest(0, least(tu, ceil(CASE WHEN plt::float8 / 65535 * lm > {fmax} - tu THEN 'Infinity'::float8
-							                                  ELSE tu + plt::float8 / 65535 * lm END
-							                             - kk::float8 / w::float8 * lm) - 1));
-							u := CASE WHEN k > {fmax} - u THEN 'Infinity'::float8 ELSE u + k END;
-						END IF;
-					END IF;
+					{tail_count}
+					u := CASE WHEN k > {fmax} - u THEN 'Infinity'::float8 ELSE u + k END;
 					-- Its units went by now, or by its latest grant if later.
 					e := greatest(v_now, st + ceil(ls::float8 / 65535 * w::float8)::bigint);
 					st := shi - wl;
@@ -438,6 +431,21 @@ const realignSQL = `
 						ls := {frac}(o, wl::float8);
 					END IF;
 					{period_j}`
+
+// tailCountSQL sets k to the units of the window before that count
+// against a grant at v_now (tailOf(0).count) in the window in st, pv, plt,
+// pls of limit lm (period w, tail lag tlag and floor tfl); 0 when none.
+const tailCountSQL = `
+					k := 0;
+					tu := {prev_units};
+					IF tu > 0 AND st <= v_now THEN
+						kk := greatest(v_now - st - tlag, tfl);
+						IF kk < ceil(pls::float8 / 65535 * w::float8)::bigint THEN
+							k := greatest(0, least(tu, ceil(CASE WHEN plt::float8 / 65535 * lm > {fmax} - tu THEN 'Infinity'::float8
+							                                  ELSE tu + plt::float8 / 65535 * lm END
+							                             - kk::float8 / w::float8 * lm) - 1));
+						END IF;
+					END IF;`
 
 // carrySQL is smartratelimit.Window's carry on the window in st, u, pv,
 // al, lt, ls, plt and pls, for limit lm and period w: units beyond the limit
@@ -1071,6 +1079,12 @@ const observeBody = `
 				-- whose end it contradicts.
 				IF pr AND (NOT al OR st + w < slo OR st + w > shi + least(wl, 2000000000 + wl / 20)) THEN
 					{realign}
+				ELSIF al AND c IS NOT NULL THEN
+					-- The server's count bounds the tail (units of the window
+					-- before it may have counted) and the window's units
+					-- together.
+					{tail_count}
+					c := greatest(0, c - k);
 				END IF;
 				fr := true;
 			ELSE
