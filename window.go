@@ -589,7 +589,7 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		// inside the local current one.
 		if precise && (!w.Aligned() || latestEnd < lo || latestEnd > hi+Uncertainty(window)) {
 			w.realign(limit, window, now, hi)
-		} else if w.Aligned() && !math.IsNaN(used) {
+		} else if w.Aligned() && used > w.Used { // (else lower changes nothing)
 			// The server's count may hold units of the window before that
 			// its tail counts against this one already (sent after the
 			// server's window began): it bounds the tail and the window's

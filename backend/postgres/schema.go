@@ -1079,7 +1079,7 @@ const observeBody = `
 				-- whose end it contradicts.
 				IF pr AND (NOT al OR st + w < slo OR st + w > shi + least(wl, 2000000000 + wl / 20)) THEN
 					{realign}
-				ELSIF al AND c IS NOT NULL THEN
+				ELSIF al AND c > u THEN  -- (else the count lowers nothing)
 					-- The server's count bounds the tail (units of the window
 					-- before it may have counted) and the window's units
 					-- together.
