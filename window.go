@@ -247,7 +247,9 @@ func StartWindow(window, now, sentAt int64, u *QuotaUpdate) Window {
 // before it that the server may not have counted yet: those granted after
 // the reported request, sent since or still to be sent, the latest at
 // instant latest. At most a limit's worth (more would have drawn the
-// server's 429s already), as granted at the later of now and latest.
+// server's 429s already), as granted at the later of now and latest, in
+// the window holding it (a slot booked past the window's end: every
+// grant to come goes after it, so the windows before are full to them).
 // Without them the window's first report would lower nothing by them, and
 // slots booked under other limits (defaults of another window length)
 // would go on top of the server's count.
@@ -256,8 +258,9 @@ func (w *Window) Pending(limit float64, window, now, latest int64, units float64
 		return
 	}
 	p := w.Period(window)
-	w.advance(p, now)
-	pos := float64(min(max(max(now, latest)-w.Start, 0), p))
+	at := max(now, latest)
+	w.advance(p, at)
+	pos := float64(min(max(at-w.Start, 0), p))
 	grid := math.Max(w.Used+unpackFrac(w.Late, limit), pos/float64(p)*limit) + units
 	w.Used += units
 	w.Late = packFrac(grid-w.Used, limit)

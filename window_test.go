@@ -838,3 +838,29 @@ func takeN(w *Window, limit float64, window, now, tmin int64, n int) []int64 {
 	}
 	return got
 }
+
+// TestPendingCountsInTheWindowOfTheLatestSlot (found by review): a new
+// learned window (StartWindow) counts the grants the server may not have
+// counted yet as granted at the key's latest slot; when that slot, booked
+// under the defaults, is past the window's end, they count in the window
+// holding it, whose next window they share a server window with — not
+// at the end of the current one, where they count against its next
+// window only.
+func TestPendingCountsInTheWindowOfTheLatestSlot(t *testing.T) {
+	const limit = 5
+	window := int64(10 * time.Second)
+	ms := int64(time.Millisecond)
+	// At 191ms a report on a request sent at 0 puts the server's end at
+	// 10.191s at the latest; two grants came after it, the latest booked
+	// at 20.04s (the defaults' next window).
+	now, latest := 191*ms, 20040*ms
+	u := &QuotaUpdate{Limit: Every(limit, 10*time.Second), Remaining: 3, HasRemaining: true, ResetIn: 9329 * time.Millisecond, HasReset: true}
+	w := StartWindow(window, now, 1, u)
+	require.Equal(t, now, w.Start)
+	w.Pending(limit, window, now, latest, 2)
+	w.Reconcile(limit, window, now, u, 2, 1)
+	// The unit at 20.04s is within a window of 30.04s: with it, a server
+	// window holds at most five of the grants from 20.191s.
+	got := takeN(&w, limit, window, latest, 20191*ms, 4)
+	assert.GreaterOrEqual(t, got[3], latest+window, "the fourth grant after the slot at 20.04s waits until it is a window old")
+}

@@ -166,8 +166,10 @@ func runServerModel(t *testing.T, seed uint64, c moreCase, arrivals int) (most i
 // not by the report); defaults of another window, whose grants in flight
 // or booked the new learned window counts (Window.Pending) and whose
 // requests, sent before that window began, its first reports name (the
-// current window). 30 runs of 150 callers each: no server window counts
-// more than its limit.
+// current window); those defaults shared by two clients, whose bookings
+// run past the new window's end (Pending counts them in the window of the
+// latest slot). 30 runs of 150 callers each: no server window counts more
+// than its limit.
 func TestModelServerWindowsMoreShapes(t *testing.T) {
 	s, ms := time.Second, time.Millisecond
 	for _, w := range []time.Duration{2 * s, 3 * s, 5 * s, 7 * s, 10 * s, time.Minute} {
@@ -181,6 +183,7 @@ func TestModelServerWindowsMoreShapes(t *testing.T) {
 				{" three clients", moreCase{limit: 8, w: w, round: r, d1: 20 * ms, d2: 300 * ms, clients: 3}},
 				{" lower defaults", moreCase{limit: 5, w: w, round: r, d2: 50 * ms, defLimit: 2}},
 				{" defaults of twice the window", moreCase{limit: 5, w: w, round: r, d2: 50 * ms, defLimit: 3, defWindow: 2 * w}},
+				{" two clients, defaults of twice the window", moreCase{limit: 5, w: w, round: r, d1: 40 * ms, d2: 300 * ms, clients: 2, defLimit: 3, defWindow: 2 * w}},
 			} {
 				t.Run(fmt.Sprintf("%v round %d%s", w, r, c.name), func(t *testing.T) {
 					bad := 0

@@ -975,7 +975,8 @@ const observeBody = `
 				END IF;
 				-- Window.Pending: the grants after the reported request (sent
 				-- since or still to be sent, the latest at v_last), at most a
-				-- limit's worth, as granted at the later of now and v_last.
+				-- limit's worth, as granted at the later of now and v_last, in
+				-- the window holding it.
 				u := 0;
 				IF p_qdim[q] = 'requests' AND p_sent_seq > 0 AND v_seq > p_sent_seq THEN
 					u := least((v_seq - p_sent_seq)::float8, p_qlim[q]);
@@ -984,10 +985,11 @@ const observeBody = `
 					pv := v_wp[j]; al := {aligned};
 					w := CASE WHEN al THEN wl ELSE wl + least(20000000 + wl / 1000, wl / 10) END;
 					st := v_ws[j];
-					IF v_now >= st + w THEN
-						st := st + (v_now - st) / w * w;
+					e := greatest(v_now, v_last);
+					IF e >= st + w THEN
+						st := st + (e - st) / w * w;
 					END IF;
-					o := least(greatest(greatest(v_now, v_last) - st, 0), w)::float8;
+					o := least(greatest(e - st, 0), w)::float8;
 					g := greatest(0::float8, o / w::float8 * p_qlim[q]) + u;
 					v_ws[j] := st; v_wu[j] := u;
 					v_wb[j] := {frac}(g - u, p_qlim[q]) | ({frac}(o, w::float8) << 16);
