@@ -592,13 +592,12 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		// inside the local current one.
 		if precise && (!w.Aligned() || latestEnd < lo || latestEnd > hi+Uncertainty(window)) {
 			w.realign(limit, window, now, hi)
-		} else if w.Aligned() && used > w.Used { // (else lower changes nothing)
-			// The server's count may hold units of the window before that
-			// its tail counts against this one already (sent after the
-			// server's window began): it bounds the tail and the window's
-			// units together, not the units alone.
-			used = math.Max(0, used-w.tailOf(0, 0, 0, 0, limit, window, p).count(limit, p, now-w.Start))
 		}
+		// (The server's count may hold units of the window before that the
+		// tail counts too. Taking them off the count would trust the tail
+		// to keep them until the server's window ends, which holds only for
+		// requests that reach the server within the Span's margin: with
+		// clients 50ms apart, 12 of 150 model cases overfilled.)
 		w.lower(used, limit, w.Period(window), now)
 	default:
 		// Without the send time, a window ending about when the local

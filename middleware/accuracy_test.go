@@ -39,13 +39,11 @@ func TestAccuracy(t *testing.T) {
 	}
 	// A window that whole-second resets can place: the limiter's window
 	// aligns with the server's (ending up to a second after it), and the
-	// requests of its last 2.25s count against the next (unless the
-	// server's count already holds them). It uses 99% of the rate, but
-	// 79-86% under the race detector (CI), whose slower requests leave
-	// more of them in flight, counted until the server's count holds
-	// them: the bar here only catches a collapse (it was 8% with an
-	// inferred window once); no 429 and at most the limit per window hold
-	// either way.
+	// requests of its last 2.25s count against the next, even when the
+	// server's count holds them too (the limiter cannot tell how long they
+	// took to arrive): 79-87% of the rate. The bar only catches a collapse
+	// (an inferred window once gave 8%); no 429 and at most the limit per
+	// window hold strictly.
 	runs = append(runs, run{"ietf, 100 per 5s", testapi.Config{Limit: 100, Window: 5 * time.Second, Style: testapi.StyleIETF}, 0.7})
 	for _, r := range runs {
 		style := r.cfg.Style

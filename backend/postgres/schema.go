@@ -365,7 +365,6 @@ func (n *names) replacer() *strings.Replacer {
 	return strings.NewReplacer(append(base,
 		"{carry}", r.Replace(carrySQL),
 		"{realign}", r.Replace(strings.Replace(realignSQL, "{tail_count}", tailCountSQL, 1)),
-		"{tail_count}", r.Replace(tailCountSQL),
 		// relimitLate of Late and PrevLate from v_lim[j] to p_qlim[q].
 		"{relimit_lt}", r.Replace(relimitSQL("lt", "u")),
 		"{relimit_plt}", r.Replace(relimitSQL("plt", "{prev_units}")),
@@ -1081,12 +1080,6 @@ const observeBody = `
 				-- whose end it contradicts.
 				IF pr AND (NOT al OR st + w < slo OR st + w > shi + least(wl, 2000000000 + wl / 20)) THEN
 					{realign}
-				ELSIF al AND c > u THEN  -- (else the count lowers nothing)
-					-- The server's count bounds the tail (units of the window
-					-- before it may have counted) and the window's units
-					-- together.
-					{tail_count}
-					c := greatest(0, c - k);
 				END IF;
 				fr := true;
 			ELSE
