@@ -447,6 +447,10 @@ func testNegativeMaxWait(t *testing.T, b srl.Backend, key string) {
 }
 
 func testOverride(t *testing.T, b srl.Backend, key string) {
+	// Removing the overrides of a key never seen makes no key.
+	require.NoError(t, b.SetLimits(bg, key+"/never", nil))
+	_, err := b.Status(bg, key+"/never")
+	assert.ErrorIs(t, err, srl.ErrUnknownKey, "no key made")
 	def := srl.Every(100, time.Hour)
 	require.NoError(t, b.SetLimits(bg, key, []srl.Limit{srl.Every(2, time.Hour)}))
 	assert.True(t, acquire(t, b, key, 0, def).OK)

@@ -760,6 +760,9 @@ func (b *Backend) SetLimits(ctx context.Context, key string, limits []srl.Limit)
 	sh := b.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if len(limits) == 0 && sh.keys[key] == nil {
+		return nil // nothing to remove from a key never seen (as PostgreSQL: no row is made)
+	}
 	now := b.now()
 	st := sh.entry(key)
 	st.lastUsed = now
