@@ -550,7 +550,8 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 	// A report whose bounds hold an aligned window's end is about that
 	// window, whenever its request was sent (the server counted it in the
 	// window it reports; an aligned window may start up to Uncertainty
-	// after the server's).
+	// after the server's). A precise report about the current window that
+	// is not such a one realigns it.
 	current := u.HasReset && w.Aligned() && latestEnd >= lo && latestEnd <= hi+Uncertainty(window)
 	if sentAt > 0 && sentAt < w.Start-int64(time.Millisecond) && w.Start <= now && !later && !current {
 		// The request was sent before the current local window began: the
@@ -568,7 +569,7 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		if w.Start <= now {
 			w.lower(used, limit, p, now)
 		}
-		w.carry(limit, w.Period(window))
+		w.carry(limit, p)
 		return
 	}
 	switch {
@@ -590,7 +591,7 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 		// The same window, or (with the send time, or ending well
 		// after the local one began) the server's current window ends
 		// inside the local current one.
-		if precise && (!w.Aligned() || latestEnd < lo || latestEnd > hi+Uncertainty(window)) {
+		if precise && !current {
 			w.realign(limit, window, now, hi)
 		}
 		// (The server's count may hold units of the window before that the
@@ -614,24 +615,31 @@ func (w *Window) Reconcile(limit float64, window, now int64, u *QuotaUpdate, gra
 // against a grant at now, all as granted at now or at the window's latest
 // grant if later: their place in the new phase is not known.
 func (w *Window) realign(limit float64, window, now, end int64) {
+	p := w.Period(window)
 	carried := w.Used
 	if w.Start <= now {
-		p := w.Period(window)
 		carried += w.tailOf(0, 0, 0, 0, limit, window, p).count(limit, p, now-w.Start)
 	}
 	// Its units went by now, or by its latest grant when that is later
 	// (a slot after now, behind a block or an earlier waiter).
-	latest := max(now, w.Start+lastOffset(w.Last, w.Period(window)))
-	start := end - window
-	if start > now {
-		start -= ((start-now-1)/window + 1) * window
-	}
+	latest := max(now, w.Start+lastOffset(w.Last, p))
+	start := StartAt(end-window, window, now)
 	pos := float64(min(max(latest-start, 0), window))
 	*w = Window{Start: start, Used: carried, Prev: -1}
 	if carried > 0 {
 		w.Late = packFrac(pos/float64(window)*limit, limit)
 		w.Last = packFrac(pos, float64(window))
 	}
+}
+
+// StartAt returns the start of the window of period p holding instant
+// now, on the phase of a window starting at start (start itself unless
+// start is after now: a window of the phase no later than now).
+func StartAt(start, p, now int64) int64 {
+	if start > now {
+		start -= ((start-now-1)/p + 1) * p
+	}
+	return start
 }
 
 // lower raises Used to used (lowering what is left), never the reverse.

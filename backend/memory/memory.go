@@ -597,7 +597,7 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		win := int64(ls.Window)
 		before := ls.w
 		ls.w.Reconcile(ls.Limit.Limit, win, now, q, g, sentAt)
-		if p := ls.w.Period(win); q.HasReset && st.lastSlot > now && st.lastSlot >= endAfter(ls.w.Start, p, now) &&
+		if p := ls.w.Period(win); q.HasReset && st.lastSlot > now && st.lastSlot >= srl.StartAt(ls.w.Start, p, now)+p &&
 			(ls.w.Aligned() != before.Aligned() || (ls.w.Start-before.Start)%p != 0) {
 			// Aligned with a server window that ends before a slot already
 			// handed out: the units of the slots after its end would count
@@ -633,15 +633,6 @@ func (b *Backend) observe(ctx context.Context, key string, u srl.Update, at time
 		}
 	}
 	return nil
-}
-
-// endAfter returns the end of the window of period p starting at start,
-// or before it on the same phase, that holds instant now.
-func endAfter(start, p, now int64) int64 {
-	if start > now {
-		start -= ((start-now-1)/p + 1) * p
-	}
-	return start + p
 }
 
 // boundQuota returns a copy of q (the caller's storage is not written)

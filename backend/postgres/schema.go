@@ -608,6 +608,7 @@ DECLARE
 	fr  boolean;
 	hr  boolean;
 	hr2 boolean;
+	cur boolean;
 	-- A limit's window (Limit.Window) beside its period w; the lag and
 	-- floor of the tail a window sees (0 unaligned); the bounds of a
 	-- server's window end (serverEnd), whether close enough to align.
@@ -1038,10 +1039,11 @@ const observeBody = `
 					CONTINUE quotas;
 				END IF;
 			END IF;
-			-- A report of a window after the latest local one (Reconcile's later).
+			-- A report of a window after the latest local one, and one whose
+			-- bounds hold an aligned window's end (Reconcile's later, current).
 			hr2 := hr AND (shi > st + w + tol OR al AND slo > st + w);
-			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND NOT hr2
-			   AND NOT (hr AND al AND st + w >= slo AND st + w <= shi + least(wl, 2000000000 + wl / 20)) THEN
+			cur := hr AND al AND st + w >= slo AND st + w <= shi + least(wl, 2000000000 + wl / 20);
+			IF v_sent > 0 AND v_sent < st - 1000000 AND st <= v_now AND NOT hr2 AND NOT cur THEN
 				-- Sent before the current window began: about an earlier window.
 				v_ws[j] := st; v_wu[j] := u; v_wp[j] := pv; v_wb[j] := {bits};
 				CONTINUE quotas;
@@ -1078,7 +1080,7 @@ const observeBody = `
 				-- The same window, or the server's ends inside the local one:
 				-- a report precise enough aligns an unaligned window, and one
 				-- whose end it contradicts.
-				IF pr AND (NOT al OR st + w < slo OR st + w > shi + least(wl, 2000000000 + wl / 20)) THEN
+				IF pr AND NOT cur THEN
 					{realign}
 				END IF;
 				fr := true;
